@@ -1,0 +1,1 @@
+"""The streaming consumer: Kafka -> validated posts -> micro-batches -> scores -> Postgres."""

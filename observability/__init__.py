@@ -1,0 +1,1 @@
+"""Prometheus metrics, the HTTP API and spike alerting of the consumer process."""

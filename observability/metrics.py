@@ -1,0 +1,112 @@
+"""Every Prometheus metric the service exports, in one place (names follow Prometheus style:
+base units, ``_total`` counters, ``_seconds`` durations).
+
+Each pipeline gets its own registry, so several pipelines in one process (tests) never share
+counters. Dashboards and alert rules in ``deploy/`` name these metrics; a test checks that.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class PipelineMetrics:
+    """The consumer's metrics, registered in ``registry`` (a fresh one by default)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.messages_consumed = Counter(
+            "sentiment_messages_consumed_total",
+            "Kafka messages consumed, valid or not.",
+            ["topic"],
+            registry=r,
+        )
+        self.predictions = Counter(
+            "sentiment_predictions_total",
+            "Posts scored and committed to PostgreSQL, by predicted label.",
+            ["label"],
+            registry=r,
+        )
+        self.rows_written = Counter(
+            "sentiment_rows_written_total",
+            "Rows inserted into scored_posts (replayed duplicates excluded).",
+            registry=r,
+        )
+        self.duplicates_skipped = Counter(
+            "sentiment_duplicates_skipped_total",
+            "Rows already present (same topic, partition, offset) and skipped on replay.",
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "sentiment_dead_letters_total",
+            "Messages sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "sentiment_batch_size",
+            "Posts per scored micro-batch.",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=r,
+        )
+        self.inference_seconds = Histogram(
+            "sentiment_inference_seconds",
+            "Model inference time per micro-batch.",
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.db_write_seconds = Histogram(
+            "sentiment_db_write_seconds",
+            "PostgreSQL write time per micro-batch (one transaction).",
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.db_write_errors = Counter(
+            "sentiment_db_write_errors_total",
+            "Failed PostgreSQL write attempts (each is retried with backoff).",
+            registry=r,
+        )
+        self.end_to_end_latency = Histogram(
+            "sentiment_end_to_end_latency_seconds",
+            "Time from the post's created_at, or from the Kafka timestamp, to the DB commit.",
+            ["source"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "sentiment_consumer_lag_messages",
+            "High watermark minus committed offset, per assigned partition.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.assigned_partitions = Gauge(
+            "sentiment_assigned_partitions",
+            "Partitions currently assigned to this consumer.",
+            registry=r,
+        )
+        self.negative_share = Gauge(
+            "sentiment_negative_share",
+            "Share of negative posts over the detector's sliding window (0..1).",
+            registry=r,
+        )
+        self.alerts = Counter(
+            "sentiment_alerts_total",
+            "Negative-sentiment spike alerts raised.",
+            ["kind"],
+            registry=r,
+        )
+        self.alert_active = Gauge(
+            "sentiment_alert_active",
+            "1 while a negative-sentiment spike alert is active, else 0.",
+            registry=r,
+        )
+        self.model_info = Info(
+            "sentiment_model",
+            "The model that scores the stream.",
+            registry=r,
+        )

@@ -1,0 +1,1 @@
+"""The simulator producer: replays TweetEval into Kafka like a real firehose."""

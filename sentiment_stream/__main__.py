@@ -1,0 +1,3 @@
+from sentiment_stream.cli import main
+
+main()

@@ -1,0 +1,26 @@
+"""The ``sentiment-stream`` console script: wires the packages' commands into one CLI.
+
+Each package owns its command group; imports of heavy libraries (onnxruntime, torch) happen
+inside the commands so that ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import click
+
+from consumer.cli import consume
+from demo.cli import demo, stack
+from model.cli import model
+from producer_sim.cli import simulate
+from sentiment_stream import __version__
+from storage.cli import db
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="sentiment-stream")
+def main() -> None:
+    """Score a Kafka stream of posts for sentiment and store the results in PostgreSQL."""
+
+
+for command in (consume, db, model, simulate, demo, stack):
+    main.add_command(command)

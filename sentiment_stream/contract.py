@@ -1,0 +1,44 @@
+"""Names every part of the system agrees on: labels, message headers and dead-letter reasons.
+
+The JSON message schema itself lives in ``consumer.messages``; this module holds only the
+constants that the producer, the consumer, the API and the dashboards share.
+"""
+
+from enum import StrEnum
+from typing import Final
+
+# Output order of every model this project exports or trains (metadata.json repeats it).
+LABELS: Final = ("negative", "neutral", "positive")
+
+# The longest text we accept, in characters, on the stream and on POST /predict.
+MAX_TEXT_CHARS: Final = 10_000
+
+# Header the simulator puts the TweetEval gold label in, so online accuracy can be measured.
+GOLD_LABEL_HEADER: Final = "x-gold-label"
+
+
+class DlqHeader(StrEnum):
+    """Headers on every dead-lettered message: why it failed and where it came from."""
+
+    REASON = "x-dlq-reason"
+    ERROR = "x-dlq-error"
+    SOURCE_TOPIC = "x-dlq-source-topic"
+    SOURCE_PARTITION = "x-dlq-source-partition"
+    SOURCE_OFFSET = "x-dlq-source-offset"
+    SOURCE_TIMESTAMP_MS = "x-dlq-source-timestamp-ms"
+    CONSUMER_GROUP = "x-dlq-consumer-group"
+
+
+class DeadLetterReason(StrEnum):
+    """Why a message was dead-lettered; also the ``reason`` label of the dead-letter counter."""
+
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    EMPTY_TEXT = "empty_text"
+    TEXT_TOO_LONG = "text_too_long"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    UNKNOWN_FIELD = "unknown_field"
+    STORAGE_REJECTED = "storage_rejected"

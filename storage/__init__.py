@@ -1,0 +1,1 @@
+"""PostgreSQL: schema (Alembic, in ``migrations/``), the batch sink and dashboard queries."""

