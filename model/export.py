@@ -9,9 +9,12 @@ dynamic quantisation (``ORTQuantizer``). The folder gets the ONNX file, the toke
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +53,7 @@ def _is_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
 
 
-def _unreachable_message(checkpoint: str, cause: BaseException) -> str:
+def checkpoint_unavailable_message(checkpoint: str, cause: BaseException) -> str:
     where = (
         "HF_HUB_OFFLINE is set, so only the local Hugging Face cache was searched"
         if _is_offline()
@@ -96,7 +99,7 @@ def _export_onnx(checkpoint: str, work: Path, revision: str | None, opset: int |
                 "It must be a Hugging Face sequence-classification checkpoint folder "
                 "(config.json, weights, fast tokenizer)."
             ) from error
-        raise ModelExportError(_unreachable_message(checkpoint, error)) from error
+        raise ModelExportError(checkpoint_unavailable_message(checkpoint, error)) from error
     return out
 
 
@@ -122,13 +125,25 @@ def _quantise(optimised: Path, work: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out = work / "model_quantised.onnx"
-    quantize_dynamic(
-        optimised,
-        out,
-        weight_type=QuantType.QInt8,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    with _root_logger_level(logging.WARNING):  # the quantiser logs every tensor at INFO
+        quantize_dynamic(
+            optimised,
+            out,
+            weight_type=QuantType.QInt8,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
     return out
+
+
+@contextmanager
+def _root_logger_level(level: int) -> Iterator[None]:
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(max(level, previous))
+    try:
+        yield
+    finally:
+        root.setLevel(previous)
 
 
 def _tokenizer_limits(exported: Path, max_length: int) -> tuple[int, int]:

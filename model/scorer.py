@@ -144,6 +144,10 @@ class Scorer:
             probabilities=dict(zip(self.labels, row.tolist(), strict=True)),
         )
 
+    def prepare(self, text: str) -> str:
+        """The text as the tokenizer sees it: the checkpoint's normalisation applied."""
+        return self._normalise(text) if self._normalise else text
+
     def batches(self, texts: Sequence[str]) -> Iterator[Batch]:
         """Tokenised, length-sorted, padded batches: the feeds ``score`` runs the session on.
 
@@ -154,7 +158,7 @@ class Scorer:
                 raise TypeError(f"text {index} is {type(text).__name__}, not str")
             if not text.strip():
                 raise EmptyTextError(f"text {index} is empty or whitespace-only")
-        prepared = list(map(self._normalise, texts)) if self._normalise else list(texts)
+        prepared = list(map(self._normalise, texts)) if self._normalise else texts
         ids = [encoding.ids for encoding in self._tokenizer.encode_batch_fast(prepared)]
         lengths = np.fromiter(map(len, ids), dtype=np.intp, count=len(ids))
         order = np.argsort(lengths, kind="stable")

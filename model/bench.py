@@ -1,0 +1,142 @@
+"""``model bench``: the scorer's throughput against PyTorch and against bare ONNX Runtime, and
+what int8 costs in macro recall against the fp32 export of the same checkpoint.
+
+All candidates score the same tweets in one process, one after the other, with the same number
+of threads; each is warmed up first so start-up costs do not count.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from model.data import read_split
+from model.evaluate import evaluate
+from model.export import export_model
+from model.metadata import ModelMetadata
+from model.scorer import Scorer
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    model_dir: Path
+    data_dir: Path
+    split: str
+    checkpoint: Path
+    fp32_model_dir: Path | None
+    limit: int
+    pipeline_limit: int
+    batch_size: int
+    threads: int
+
+
+def _throughput(run: Callable[[], object], n: int) -> float:
+    started = time.perf_counter()
+    run()
+    return n / (time.perf_counter() - started)
+
+
+def _bare_session_run(scorer: Scorer, texts: Sequence[str]) -> float:
+    """The ceiling: session.run alone on batches tokenised, sorted and padded beforehand."""
+    batches = [feeds for _rows, feeds in scorer.batches(texts)]
+    output = [scorer.session.get_outputs()[0].name]
+    return _throughput(lambda: [scorer.session.run(output, feeds) for feeds in batches], len(texts))
+
+
+def _torch_figures(config: BenchConfig, texts: Sequence[str], max_length: int) -> dict[str, float]:
+    """Tweets/s of the transformers pipeline (one call per text) and of batched PyTorch."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    torch.set_num_threads(config.threads)
+    tokenizer = AutoTokenizer.from_pretrained(config.checkpoint)
+    model = AutoModelForSequenceClassification.from_pretrained(config.checkpoint).eval()
+    classify = pipeline(
+        "text-classification", model=model, tokenizer=tokenizer, device=-1, top_k=None
+    )
+    one_by_one = list(texts[: config.pipeline_limit])
+    classify(one_by_one[:4], truncation=True, max_length=max_length)  # warm-up
+
+    def per_text() -> None:
+        for text in one_by_one:
+            classify(text, truncation=True, max_length=max_length)
+
+    # Batched PyTorch gets the scorer's own advantages: length-sorted batches, dynamic padding.
+    ordered = sorted(texts, key=len)
+    batches = [
+        ordered[i : i + config.batch_size] for i in range(0, len(ordered), config.batch_size)
+    ]
+
+    def batched() -> None:
+        with torch.inference_mode():
+            for batch in batches:
+                inputs = tokenizer(
+                    batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+                )
+                model(**inputs)
+
+    return {
+        "pipeline_tweets_per_s": _throughput(per_text, len(one_by_one)),
+        "torch_batched_tweets_per_s": _throughput(batched, len(texts)),
+    }
+
+
+def run_bench(config: BenchConfig) -> dict[str, Any]:
+    tweets = read_split(config.data_dir, config.split)
+    texts = [t.text for t in tweets[: config.limit]]
+    scorer = Scorer.load(config.model_dir, threads=config.threads, batch_size=config.batch_size)
+    scorer.score(texts[: config.batch_size])  # warm-up
+    figures: dict[str, Any] = {
+        "model_version": scorer.version,
+        "split": config.split,
+        "tweets": len(texts),
+        "pipeline_tweets": min(len(texts), config.pipeline_limit),
+        "threads": config.threads,
+        "batch_size": config.batch_size,
+        "scorer_tweets_per_s": _throughput(lambda: scorer.score(texts), len(texts)),
+        "bare_ort_tweets_per_s": _bare_session_run(scorer, texts),
+    }
+    # Pre-processed as the scorer does it, so PyTorch sees exactly the same token ids.
+    prepared = [scorer.prepare(text) for text in texts]
+    figures.update(_torch_figures(config, prepared, scorer.metadata.max_length))
+    with tempfile.TemporaryDirectory(prefix="bench-fp32-") as tmp:
+        fp32_dir = config.fp32_model_dir
+        if fp32_dir is None:
+            fp32_dir = Path(tmp)
+            export_model(
+                str(config.checkpoint),
+                fp32_dir,
+                quantization="none",
+                max_length=scorer.metadata.max_length,
+                preprocessing=scorer.metadata.preprocessing,
+            )
+        fp32 = Scorer.load(fp32_dir, threads=config.threads, batch_size=config.batch_size)
+        fp32.score(texts[: config.batch_size])
+        figures["fp32_scorer_tweets_per_s"] = _throughput(lambda: fp32.score(texts), len(texts))
+        fp32_recall = evaluate(fp32, config.data_dir, [config.split]).macro_recall
+    int8_recall = evaluate(scorer, config.data_dir, [config.split]).macro_recall
+    figures.update(
+        int8_macro_recall=int8_recall,
+        fp32_macro_recall=fp32_recall,
+        int8_minus_fp32_macro_recall_points=100 * (int8_recall - fp32_recall),
+        scorer_vs_pipeline=figures["scorer_tweets_per_s"] / figures["pipeline_tweets_per_s"],
+        scorer_vs_torch_batched=figures["scorer_tweets_per_s"]
+        / figures["torch_batched_tweets_per_s"],
+        scorer_vs_bare_ort=figures["scorer_tweets_per_s"] / figures["bare_ort_tweets_per_s"],
+        int8_vs_fp32_speed=figures["scorer_tweets_per_s"] / figures["fp32_scorer_tweets_per_s"],
+    )
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
+
+
+def checkpoint_of(model_dir: Path) -> Path | None:
+    """The PyTorch checkpoint a model folder was exported from, when it is still on disk."""
+    source = Path(ModelMetadata.read(model_dir).source_checkpoint)
+    return source if (source / "config.json").is_file() else None

@@ -1,0 +1,179 @@
+"""TweetEval's sentiment metrics for a model folder: macro-averaged recall (the official one),
+accuracy, macro F1, per-class precision / recall / F1 and the confusion matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from rich.table import Table
+
+from model.data import LabelledTweet, read_label_names, read_splits
+from model.metadata import ModelMetadata, utc_now
+from model.progress import progress_bar
+from model.scorer import Scorer
+
+# Scored in chunks only so that the progress bar moves; the Scorer batches within each.
+_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    labels: tuple[str, ...]
+    splits: tuple[str, ...]
+    confusion: npt.NDArray[np.int64]  # rows: true label, columns: predicted label
+
+    @property
+    def support(self) -> npt.NDArray[np.int64]:
+        return np.asarray(self.confusion.sum(axis=1), dtype=np.int64)
+
+    @property
+    def recall(self) -> npt.NDArray[np.float64]:
+        return _ratio(np.diag(self.confusion), self.support)
+
+    @property
+    def precision(self) -> npt.NDArray[np.float64]:
+        return _ratio(np.diag(self.confusion), self.confusion.sum(axis=0))
+
+    @property
+    def f1(self) -> npt.NDArray[np.float64]:
+        p, r = self.precision, self.recall
+        return _ratio(2 * p * r, p + r)
+
+    @property
+    def macro_recall(self) -> float:
+        return float(self.recall.mean())
+
+    @property
+    def macro_f1(self) -> float:
+        return float(self.f1.mean())
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.trace(self.confusion) / max(int(self.confusion.sum()), 1))
+
+    def as_metrics(self) -> dict[str, Any]:
+        """The document stored under ``metrics`` in metadata.json."""
+        return {
+            "metric": "macro_recall",  # TweetEval's official sentiment metric
+            "splits": list(self.splits),
+            "n": int(self.confusion.sum()),
+            "macro_recall": round(self.macro_recall, 4),
+            "accuracy": round(self.accuracy, 4),
+            "macro_f1": round(self.macro_f1, 4),
+            "per_class": {
+                label: {
+                    "precision": round(float(self.precision[i]), 4),
+                    "recall": round(float(self.recall[i]), 4),
+                    "f1": round(float(self.f1[i]), 4),
+                    "support": int(self.support[i]),
+                }
+                for i, label in enumerate(self.labels)
+            },
+            "confusion_matrix": self.confusion.tolist(),
+            "evaluated_at": utc_now().isoformat(),
+        }
+
+    def table(self) -> Table:
+        table = Table(title=f"{', '.join(self.splits)}: {int(self.confusion.sum())} tweets")
+        table.add_column("label")
+        for column in ("precision", "recall", "F1", "support"):
+            table.add_column(column, justify="right")
+        for label in self.labels:
+            table.add_column(f"-> {label}", justify="right")
+        for i, label in enumerate(self.labels):
+            table.add_row(
+                label,
+                f"{self.precision[i]:.4f}",
+                f"{self.recall[i]:.4f}",
+                f"{self.f1[i]:.4f}",
+                str(self.support[i]),
+                *(str(n) for n in self.confusion[i]),
+            )
+        table.add_section()
+        table.add_row("macro", "", f"{self.macro_recall:.4f}", f"{self.macro_f1:.4f}", "")
+        table.caption = (
+            f"macro recall {self.macro_recall:.4f} (TweetEval's metric), "
+            f"accuracy {self.accuracy:.4f}, macro F1 {self.macro_f1:.4f}"
+        )
+        return table
+
+
+def _ratio(numerator: npt.NDArray[Any], denominator: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    num = numerator.astype(np.float64)
+    den = denominator.astype(np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def confusion_matrix(
+    true_ids: Sequence[int] | npt.NDArray[np.int64],
+    predicted_ids: Sequence[int] | npt.NDArray[np.int64],
+    n_labels: int,
+) -> npt.NDArray[np.int64]:
+    matrix = np.zeros((n_labels, n_labels), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(true_ids), np.asarray(predicted_ids)), 1)
+    return matrix
+
+
+def predict_ids(
+    scorer: Scorer, tweets: Sequence[LabelledTweet], what: str
+) -> npt.NDArray[np.int64]:
+    """The scorer's label ids for ``tweets``, with a progress bar."""
+    predicted = np.empty(len(tweets), dtype=np.int64)
+    with progress_bar() as bar:
+        task = bar.add_task(what, total=len(tweets), status="")
+        for start in range(0, len(tweets), _CHUNK):
+            chunk = tweets[start : start + _CHUNK]
+            predicted[start : start + len(chunk)] = scorer.score([t.text for t in chunk]).label_ids
+            bar.advance(task, len(chunk))
+    return predicted
+
+
+def evaluate(scorer: Scorer, data_dir: Path, splits: Sequence[str]) -> Evaluation:
+    """Score the given splits (or line ranges) and compare with their gold labels."""
+    names = read_label_names(data_dir)
+    if names != scorer.labels:
+        raise ValueError(
+            f"the model's labels {list(scorer.labels)} differ from the data's {list(names)}"
+        )
+    tweets = read_splits(data_dir, list(splits))
+    predicted = predict_ids(scorer, tweets, f"evaluating {scorer.version}")
+    truth = np.array([t.label_id for t in tweets], dtype=np.int64)
+    return Evaluation(names, tuple(splits), confusion_matrix(truth, predicted, len(names)))
+
+
+def record_metrics(model_dir: Path, evaluation: Evaluation) -> ModelMetadata:
+    """Write the evaluation into the folder's metadata.json (the ONNX file is untouched)."""
+    metadata = ModelMetadata.read(model_dir).with_updates(metrics=evaluation.as_metrics())
+    metadata.write(model_dir)
+    return metadata
+
+
+def plot_confusion(evaluation: Evaluation, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    normalised = _ratio(evaluation.confusion, evaluation.support[:, None])
+    figure, axes = plt.subplots(figsize=(5, 4.4), dpi=120)
+    image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(evaluation.labels))
+    axes.set_xticks(ticks, evaluation.labels)
+    axes.set_yticks(ticks, evaluation.labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    for i in ticks:
+        for j in ticks:
+            colour = "white" if normalised[i, j] > 0.5 else "black"
+            text = f"{evaluation.confusion[i, j]}\n{normalised[i, j]:.0%}"
+            axes.text(j, i, text, ha="center", va="center", color=colour, fontsize=9)
+    axes.set_title(f"{title}\nmacro recall {evaluation.macro_recall:.3f}", fontsize=10)
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
