@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import structlog
 
 from model.data import read_split
@@ -49,6 +51,24 @@ def _bare_session_run(scorer: Scorer, texts: Sequence[str]) -> float:
     batches = [feeds for _rows, feeds in scorer.batches(texts)]
     output = [scorer.session.get_outputs()[0].name]
     return _throughput(lambda: [scorer.session.run(output, feeds) for feeds in batches], len(texts))
+
+
+def _one_text_at_a_time(scorer: Scorer, texts: Sequence[str]) -> dict[str, float]:
+    """The scorer called once per text (as the pipeline is), and how far those scores are from
+    the batched ones: int8 activation scales are per batch tensor (docs/model.md)."""
+    single: list[npt.NDArray[np.float32]] = []
+    speed = _throughput(
+        lambda: single.extend(scorer.score([t]).probabilities[0] for t in texts), len(texts)
+    )
+    batched = scorer.score(texts).probabilities
+    one_by_one = np.stack(single)
+    return {
+        "scorer_one_text_per_call_tweets_per_s": speed,
+        "batched_vs_single_max_abs_prob_diff": float(np.abs(batched - one_by_one).max()),
+        "batched_vs_single_label_agreement": float(
+            (batched.argmax(axis=1) == one_by_one.argmax(axis=1)).mean()
+        ),
+    }
 
 
 def _torch_figures(config: BenchConfig, texts: Sequence[str], max_length: int) -> dict[str, float]:
@@ -103,6 +123,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         "batch_size": config.batch_size,
         "scorer_tweets_per_s": _throughput(lambda: scorer.score(texts), len(texts)),
         "bare_ort_tweets_per_s": _bare_session_run(scorer, texts),
+        **_one_text_at_a_time(scorer, texts[: config.pipeline_limit]),
     }
     # Pre-processed as the scorer does it, so PyTorch sees exactly the same token ids.
     prepared = [scorer.prepare(text) for text in texts]
@@ -133,7 +154,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         scorer_vs_bare_ort=figures["scorer_tweets_per_s"] / figures["bare_ort_tweets_per_s"],
         int8_vs_fp32_speed=figures["scorer_tweets_per_s"] / figures["fp32_scorer_tweets_per_s"],
     )
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in figures.items()}
 
 
 def checkpoint_of(model_dir: Path) -> Path | None:

@@ -53,6 +53,31 @@ def _split_option(name: str, default: str, help_text: str) -> Callable[[Any], An
     )
 
 
+_model_dir_option = click.option(
+    "--model", "model_dir", type=_EXISTING_DIR, required=True, help="Model folder."
+)
+_data_option = click.option(
+    "--data",
+    "data_dir",
+    type=_EXISTING_DIR,
+    required=True,
+    help="TweetEval-format folder (<DIR>/sentiment/...).",
+)
+_quantize_option = click.option(
+    "--quantize", type=click.Choice(["int8", "none"]), default="int8", show_default=True
+)
+_max_length_option = click.option(
+    "--max-length",
+    type=click.IntRange(8, 4096),
+    default=128,
+    show_default=True,
+    help="Texts are truncated to this many tokens.",
+)
+_batch_size_option = click.option(
+    "--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True
+)
+
+
 @click.group()
 @settings_options("log_level", "log_format")
 def model(**flags: Any) -> None:
@@ -69,14 +94,8 @@ def model(**flags: Any) -> None:
     help="Hugging Face hub id or local checkpoint folder.",
 )
 @click.option("--out", type=_DIR, required=True, help="Model folder to write.")
-@click.option("--quantize", type=click.Choice(["int8", "none"]), default="int8", show_default=True)
-@click.option(
-    "--max-length",
-    type=click.IntRange(8, 4096),
-    default=128,
-    show_default=True,
-    help="Texts are truncated to this many tokens.",
-)
+@_quantize_option
+@_max_length_option
 @click.option("--revision", default=None, help="Hub revision (branch, tag or commit).")
 @click.option(
     "--preprocessing",
@@ -131,20 +150,14 @@ def _check_disjoint(data_dir: Path, train: tuple[str, ...], evaluate: tuple[str,
 
 @model.command()
 @click.option("--base", required=True, help="Encoder checkpoint to fine-tune (hub id or folder).")
-@click.option(
-    "--data",
-    "data_dir",
-    type=_EXISTING_DIR,
-    required=True,
-    help="TweetEval-format folder (<DIR>/sentiment/...).",
-)
+@_data_option
 @click.option("--out", type=_DIR, required=True, help="Model folder to write (ONNX).")
 @_split_option("--train-split", "train", "Split or line range to train on; repeatable.")
 @_split_option("--eval-split", "test", "Split or line range to evaluate on; repeatable.")
 @click.option("--epochs", type=click.IntRange(1, 100), default=3, show_default=True)
 @click.option("--lr", type=click.FloatRange(0, 1, min_open=True), default=5e-5, show_default=True)
-@click.option("--max-length", type=click.IntRange(8, 4096), default=128, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True)
+@_max_length_option
+@_batch_size_option
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
     "--class-weighting",
@@ -160,7 +173,7 @@ def _check_disjoint(data_dir: Path, train: tuple[str, ...], evaluate: tuple[str,
     show_default=True,
     help="Tweet normalisation, in training and in the scorer.",
 )
-@click.option("--quantize", type=click.Choice(["int8", "none"]), default="int8", show_default=True)
+@_quantize_option
 @click.option(
     "--checkpoint-out",
     type=_DIR,
@@ -237,7 +250,7 @@ def train(
         )
         evaluation = evaluate(Scorer.load(out), data_dir, eval_split)
         metadata = record_metrics(out, evaluation)
-    _console.print(evaluation.table())
+    _console.print(*evaluation.tables())
     click.echo(f"{out}: {metadata.version}, macro recall {evaluation.macro_recall:.4f}")
     if min_macro_recall is not None and evaluation.macro_recall < min_macro_recall:
         raise click.ClickException(
@@ -247,14 +260,8 @@ def train(
 
 
 @model.command(name="evaluate")
-@click.option("--model", "model_dir", type=_EXISTING_DIR, required=True, help="Model folder.")
-@click.option(
-    "--data",
-    "data_dir",
-    type=_EXISTING_DIR,
-    required=True,
-    help="TweetEval-format folder (<DIR>/sentiment/...).",
-)
+@_model_dir_option
+@_data_option
 @_split_option("--split", "test", "Split or line range to evaluate on; repeatable.")
 @click.option(
     "--plot",
@@ -275,21 +282,15 @@ def evaluate_command(
         evaluation = evaluate(scorer, data_dir, split)
         if not no_record:
             record_metrics(model_dir, evaluation)
-    _console.print(evaluation.table())
+    _console.print(*evaluation.tables())
     if plot is not None:
         plot_confusion(evaluation, plot, title=f"{scorer.version} on {', '.join(split)}")
         click.echo(f"confusion matrix written to {plot}")
 
 
 @model.command()
-@click.option("--model", "model_dir", type=_EXISTING_DIR, required=True, help="Model folder.")
-@click.option(
-    "--data",
-    "data_dir",
-    type=_EXISTING_DIR,
-    required=True,
-    help="TweetEval-format folder (<DIR>/sentiment/...).",
-)
+@_model_dir_option
+@_data_option
 @click.option(
     "--split",
     default="test",
@@ -323,7 +324,7 @@ def evaluate_command(
     show_default=True,
     help="Tweets to time the one-call-per-text pipeline on (it is slow).",
 )
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True)
+@_batch_size_option
 @click.option(
     "--threads",
     type=click.IntRange(1, 256),

@@ -78,29 +78,34 @@ class Evaluation:
             "evaluated_at": utc_now().isoformat(),
         }
 
-    def table(self) -> Table:
-        table = Table(title=f"{', '.join(self.splits)}: {int(self.confusion.sum())} tweets")
-        table.add_column("label")
+    def tables(self) -> tuple[Table, Table]:
+        """Per-class figures with the macro averages, and the confusion matrix."""
+        title = f"{', '.join(self.splits)}: {int(self.confusion.sum())} tweets"
+        figures = Table(title=title)
+        figures.add_column("label")
         for column in ("precision", "recall", "F1", "support"):
-            table.add_column(column, justify="right")
-        for label in self.labels:
-            table.add_column(f"-> {label}", justify="right")
+            figures.add_column(column, justify="right")
         for i, label in enumerate(self.labels):
-            table.add_row(
+            figures.add_row(
                 label,
                 f"{self.precision[i]:.4f}",
                 f"{self.recall[i]:.4f}",
                 f"{self.f1[i]:.4f}",
                 str(self.support[i]),
-                *(str(n) for n in self.confusion[i]),
             )
-        table.add_section()
-        table.add_row("macro", "", f"{self.macro_recall:.4f}", f"{self.macro_f1:.4f}", "")
-        table.caption = (
+        figures.add_section()
+        figures.add_row("macro", "", f"{self.macro_recall:.4f}", f"{self.macro_f1:.4f}", "")
+        figures.caption = (
             f"macro recall {self.macro_recall:.4f} (TweetEval's metric), "
             f"accuracy {self.accuracy:.4f}, macro F1 {self.macro_f1:.4f}"
         )
-        return table
+        confusion = Table(title="confusion matrix (rows: true, columns: predicted)")
+        confusion.add_column("")
+        for label in self.labels:
+            confusion.add_column(label, justify="right")
+        for i, label in enumerate(self.labels):
+            confusion.add_row(label, *(str(n) for n in self.confusion[i]))
+        return figures, confusion
 
 
 def _ratio(numerator: npt.NDArray[Any], denominator: npt.NDArray[Any]) -> npt.NDArray[np.float64]:

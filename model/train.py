@@ -11,7 +11,7 @@ import math
 import random
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,7 +49,6 @@ class TrainingConfig:
     class_weighting: ClassWeighting = "balanced"
     preprocessing: Preprocessing = "cardiffnlp"
     threads: int = 2
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> Iterator[list[int]]:
