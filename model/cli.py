@@ -18,7 +18,6 @@ from rich.table import Table
 
 from model.data import DataError, SplitSpec, read_splits
 from model.metadata import MetadataError, Preprocessing, Quantization
-from model.scorer import ModelLoadError
 from sentiment_stream.logs import configure_logging
 from sentiment_stream.settings import load_settings, settings_options
 
@@ -31,6 +30,7 @@ _console = Console()
 def _user_errors() -> Iterator[None]:
     """Failures a user can cause become one clear line, not a traceback."""
     from model.export import ModelExportError
+    from model.scorer import ModelLoadError
 
     try:
         yield
