@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import structlog
 
 from sentiment_stream.logs import configure_logging
 from sentiment_stream.settings import Settings, load_settings, settings_options
+
+if TYPE_CHECKING:
+    from model.scorer import Scorer
+    from storage.sink import PostgresSink
 
 log = structlog.get_logger(__name__)
 
@@ -68,9 +72,8 @@ def consume(**kwargs: Any) -> None:
         runtime.close()
 
 
-def _load_scorer(settings: Settings) -> Any:
+def _load_scorer(settings: Settings) -> Scorer:
     from model.scorer import ModelLoadError, Scorer
-
     from sentiment_stream.contract import LABELS
 
     try:
@@ -82,11 +85,10 @@ def _load_scorer(settings: Settings) -> Any:
             f"the model in {settings.model} predicts {', '.join(scorer.labels)}; "
             f"expected {', '.join(LABELS)}"
         )
-    log.info("model loaded", model=str(settings.model), version=scorer.version)
     return scorer
 
 
-def _open_sink(settings: Settings, labels: tuple[str, ...], model_version: str) -> Any:
+def _open_sink(settings: Settings, labels: tuple[str, ...], model_version: str) -> PostgresSink:
     from storage.sink import PostgresSink, SchemaMissingError, StorageUnavailableError
 
     sink = PostgresSink(settings.database_url_value(), labels=labels, model_version=model_version)

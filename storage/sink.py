@@ -79,6 +79,15 @@ _FROM_STAGING = COUNT_INSERTED_ROWS.format(
 )
 
 
+def _describe(error: Exception) -> str:
+    """PostgreSQL's message and detail on one line (``\\u0000 cannot be converted...``)."""
+    diag = getattr(error, "diag", None)
+    if diag is not None and diag.message_primary:
+        detail = f" ({diag.message_detail})" if diag.message_detail else ""
+        return f"{diag.message_primary}{detail}"
+    return str(error).strip().splitlines()[0]
+
+
 class StorageUnavailableError(Exception):
     """The database cannot be written right now (down, unreachable, restarting): retry later."""
 
@@ -188,7 +197,7 @@ class PostgresSink:
             # Some row cannot be stored (a NUL character, say). Bisect: the good halves land,
             # each bad row ends up alone and is refused; log2(n) extra transactions per bad row.
             if len(posts) == 1:
-                message = str(error).strip().splitlines()[0]
+                message = _describe(error)
                 log.warning("row refused by PostgreSQL", offset=posts[0].offset, error=message)
                 return WriteResult(inserted=0, rejected=[(posts[0], message)])
             middle = len(posts) // 2

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import psycopg
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+from pydantic import SecretStr
 
 from consumer.dlq import DeadLetterPublisher
 from consumer.events import CommittedBatch, PipelineState
@@ -67,7 +69,7 @@ def produce(
     values: Sequence[bytes | None],
     *,
     partitions: int,
-    headers: Sequence[list[tuple[str, bytes]]] | None = None,
+    headers: Sequence[list[tuple[str, str | bytes | None]]] | None = None,
     pace_s: float = 0.0,
 ) -> dict[int, int]:
     """Produce values round-robin over partitions; return the count per partition."""
@@ -93,12 +95,14 @@ def produce(
 def settings_for(bootstrap: str, database_url: str, topic: str, **overrides: Any) -> Settings:
     return Settings(
         bootstrap_servers=bootstrap,
-        database_url=database_url,
+        database_url=SecretStr(database_url),
         topic=topic,
         group_id=f"group-{topic}",
         batch_size=overrides.pop("batch_size", 32),
         batch_wait_ms=overrides.pop("batch_wait_ms", 50),
-        kafka_options={**FAST_GROUP, **overrides.pop("kafka_options", {})},
+        kafka_options={
+            k: SecretStr(v) for k, v in {**FAST_GROUP, **overrides.pop("kafka_options", {})}.items()
+        },
         shutdown_timeout_s=overrides.pop("shutdown_timeout_s", 20),
         **overrides,
     )
@@ -167,7 +171,7 @@ def migrated(database_url: str) -> str:
 
 def query(database_url: str, sql: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(libpq_url(database_url)) as conn:
-        return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql).fetchall()
 
 
 def row_count(database_url: str) -> int:
@@ -175,7 +179,8 @@ def row_count(database_url: str) -> int:
 
 
 def aggregate_total(database_url: str) -> int:
-    return int(query(database_url, "SELECT coalesce(sum(count), 0) FROM sentiment_minute_counts")[0][0])
+    total = query(database_url, "SELECT coalesce(sum(count), 0) FROM sentiment_minute_counts")
+    return int(total[0][0])
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -189,7 +194,8 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> No
 def committed_offsets(bootstrap: str, group_id: str, topic: str, partitions: int) -> dict[int, int]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id})
     try:
-        found = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=15)
+        wanted = [TopicPartition(topic, p) for p in range(partitions)]
+        found = consumer.committed(wanted, timeout=15)
     finally:
         consumer.close()
     return {tp.partition: tp.offset for tp in found}
