@@ -69,7 +69,7 @@ def produce(
     values: Sequence[bytes | None],
     *,
     partitions: int,
-    headers: Sequence[list[tuple[str, str | bytes | None]]] | None = None,
+    headers: Sequence[Sequence[tuple[str, bytes]]] | None = None,
     pace_s: float = 0.0,
 ) -> dict[int, int]:
     """Produce values round-robin over partitions; return the count per partition."""
@@ -77,12 +77,13 @@ def produce(
     counts: dict[int, int] = {}
     for i, value in enumerate(values):
         partition = i % partitions
+        message_headers: list[tuple[str, str | bytes | None]] = list(headers[i]) if headers else []
         producer.produce(
             topic,
             value=value,
             key=f"key-{i}".encode(),
             partition=partition,
-            headers=headers[i] if headers else None,
+            headers=message_headers,
         )
         counts[partition] = counts.get(partition, 0) + 1
         producer.poll(0)
