@@ -5,8 +5,8 @@ inserts the new rows into ``scored_posts`` (``ON CONFLICT DO NOTHING`` on the Ka
 and adds exactly those rows, and only those, to ``sentiment_minute_counts``. A replayed batch
 therefore changes nothing, and the aggregates stay exact.
 
-COPY + INSERT ... SELECT measured ~3x faster than a multi-row INSERT ... VALUES for batches of
-64-512 posts (``benchmarks/pipeline_bench.py --sink-only`` prints both).
+COPY + INSERT ... SELECT beat a multi-row INSERT ... VALUES here: 8.9k vs 6.6k rows/s for
+batches of 64 tweets, 15.7k vs 5.5k for 256 (``python -m benchmarks.pipeline_bench`` prints both).
 """
 
 from __future__ import annotations
