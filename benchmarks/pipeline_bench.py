@@ -35,9 +35,8 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from psycopg import sql
 
-from consumer.dlq import DeadLetterPublisher
 from consumer.events import CommittedBatch, PipelineState, ScoredPost
-from consumer.pipeline import Pipeline
+from consumer.pipeline import build_pipeline
 from model.data import read_split
 from model.scorer import Scorer
 from observability.metrics import PipelineMetrics
@@ -190,18 +189,8 @@ def run_pipeline(
 ) -> None:
     """Run the pipeline until ``timeline`` has seen every post; ``feed`` runs once assigned."""
     metrics, state = PipelineMetrics(), PipelineState(model_loaded=True)
-    pipeline = Pipeline(
-        settings,
-        scorer=scorer,
-        sink=PostgresSink(
-            settings.database_url_value(), labels=scorer.labels, model_version=scorer.version
-        ),
-        dead_letters=DeadLetterPublisher(
-            settings.kafka_config(), settings.dlq_topic, settings.group_id, metrics
-        ),
-        metrics=metrics,
-        state=state,
-        observers=[timeline],
+    pipeline = build_pipeline(
+        settings, scorer=scorer, metrics=metrics, state=state, observers=[timeline]
     )
     runner = threading.Thread(target=pipeline.run, name="pipeline")
     runner.start()

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 import click
 import structlog
 
+from sentiment_stream.contract import LABELS
 from sentiment_stream.logs import configure_logging
 from sentiment_stream.settings import Settings, load_settings, settings_options
 
 if TYPE_CHECKING:
     from model.scorer import Scorer
-    from storage.sink import PostgresSink
 
 log = structlog.get_logger(__name__)
 
@@ -32,30 +32,20 @@ def consume(**kwargs: Any) -> None:
     configure_logging(settings.log_level, settings.log_format)
     from confluent_kafka import KafkaException
 
-    from consumer.dlq import DeadLetterPublisher
     from consumer.events import PipelineState
-    from consumer.pipeline import Pipeline, PipelineFailedError
+    from consumer.pipeline import PipelineFailedError, build_pipeline
     from observability import runtime as observability
     from observability.metrics import PipelineMetrics
 
     scorer = _load_scorer(settings)
+    _check_database(settings)
     state = PipelineState(model_loaded=True)
     metrics = PipelineMetrics()
     metrics.model_info.info({"version": scorer.version, "labels": ",".join(scorer.labels)})
-    sink = _open_sink(settings, scorer.labels, scorer.version)
-    dead_letters = DeadLetterPublisher(
-        settings.kafka_config(), settings.dlq_topic, settings.group_id, metrics
-    )
     runtime = observability.start(settings, scorer, metrics, state)
     try:
-        pipeline = Pipeline(
-            settings,
-            scorer=scorer,
-            sink=sink,
-            dead_letters=dead_letters,
-            metrics=metrics,
-            state=state,
-            observers=runtime.observers,
+        pipeline = build_pipeline(
+            settings, scorer=scorer, metrics=metrics, state=state, observers=runtime.observers
         )
         try:
             pipeline.check_broker(BROKER_CHECK_TIMEOUT_S)
@@ -74,7 +64,6 @@ def consume(**kwargs: Any) -> None:
 
 def _load_scorer(settings: Settings) -> Scorer:
     from model.scorer import ModelLoadError, Scorer
-    from sentiment_stream.contract import LABELS
 
     try:
         scorer = Scorer.load(settings.model)
@@ -88,12 +77,13 @@ def _load_scorer(settings: Settings) -> Scorer:
     return scorer
 
 
-def _open_sink(settings: Settings, labels: tuple[str, ...], model_version: str) -> PostgresSink:
+def _check_database(settings: Settings) -> None:
     from storage.sink import PostgresSink, SchemaMissingError, StorageUnavailableError
 
-    sink = PostgresSink(settings.database_url_value(), labels=labels, model_version=model_version)
+    probe = PostgresSink(settings.database_url_value(), labels=LABELS, model_version="")
     try:
-        sink.connection()
+        probe.connection()
     except (StorageUnavailableError, SchemaMissingError) as error:
         raise click.ClickException(str(error)) from None
-    return sink
+    finally:
+        probe.close()

@@ -40,7 +40,7 @@ from consumer.stages import END, EndOfStream, Stage
 from consumer.writer import BatchAbandonedError, BatchWriter
 from observability.metrics import PipelineMetrics
 from sentiment_stream.settings import Settings
-from storage.sink import Sink
+from storage.sink import PostgresSink, Sink
 
 log = structlog.get_logger(__name__)
 
@@ -379,3 +379,27 @@ class Pipeline:
     def _publish_assignment(self, owned: set[Partition]) -> None:
         self._state.set_assigned(owned)
         self._metrics.assigned_partitions.set(len(owned))
+
+
+def build_pipeline(
+    settings: Settings,
+    *,
+    scorer: BatchScorer,
+    metrics: PipelineMetrics,
+    state: PipelineState,
+    observers: Sequence[BatchObserver] = (),
+) -> Pipeline:
+    """A pipeline writing to the PostgreSQL and dead-letter topic that ``settings`` name."""
+    return Pipeline(
+        settings,
+        scorer=scorer,
+        sink=PostgresSink(
+            settings.database_url_value(), labels=scorer.labels, model_version=scorer.version
+        ),
+        dead_letters=DeadLetterPublisher(
+            settings.kafka_config(), settings.dlq_topic, settings.group_id, metrics
+        ),
+        metrics=metrics,
+        state=state,
+        observers=observers,
+    )

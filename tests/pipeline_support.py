@@ -17,14 +17,12 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from pydantic import SecretStr
 
-from consumer.dlq import DeadLetterPublisher
 from consumer.events import CommittedBatch, PipelineState
-from consumer.pipeline import Pipeline
+from consumer.pipeline import Pipeline, build_pipeline
 from observability.metrics import PipelineMetrics
 from sentiment_stream.contract import LABELS
 from sentiment_stream.settings import Settings
 from storage import migrate
-from storage.sink import PostgresSink
 from storage.urls import libpq_url
 
 # Short sessions: tansu's JoinGroup waits session.timeout.ms / 2.
@@ -134,18 +132,8 @@ def running_pipeline(settings: Settings, scorer: Any | None = None) -> Iterator[
     """The pipeline in a thread of this process; stopped (and joined) on exit."""
     scorer = scorer or FakeScorer()
     metrics, state, recorder = PipelineMetrics(), PipelineState(model_loaded=True), Recorder()
-    pipeline = Pipeline(
-        settings,
-        scorer=scorer,
-        sink=PostgresSink(
-            settings.database_url_value(), labels=scorer.labels, model_version=scorer.version
-        ),
-        dead_letters=DeadLetterPublisher(
-            settings.kafka_config(), settings.dlq_topic, settings.group_id, metrics
-        ),
-        metrics=metrics,
-        state=state,
-        observers=[recorder],
+    pipeline = build_pipeline(
+        settings, scorer=scorer, metrics=metrics, state=state, observers=[recorder]
     )
     errors: list[BaseException] = []
 
