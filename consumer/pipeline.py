@@ -44,9 +44,13 @@ from storage.sink import PostgresSink, Sink
 
 log = structlog.get_logger(__name__)
 
-# Defaults a user may override with KAFKA_* / --kafka-option; a new group starts at the
-# beginning of the topic, so no post published before the first start is skipped.
-CONSUMER_DEFAULTS: dict[str, Any] = {"auto.offset.reset": "earliest"}
+# Defaults a user may override with KAFKA_* / --kafka-option. A new group starts at the
+# beginning of the topic, so no post published before the first start is skipped. Cooperative
+# rebalancing moves only the partitions that change owner; the others keep flowing.
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    "auto.offset.reset": "earliest",
+    "partition.assignment.strategy": "cooperative-sticky",
+}
 # Never overridable: offsets are ours to commit, after the database commit.
 CONSUMER_FORCED: dict[str, Any] = {"enable.auto.commit": False, "enable.auto.offset.store": False}
 POLL_INTERVAL_S = 0.1  # longest poll: how fast stop requests and un-pausing are noticed
@@ -348,10 +352,16 @@ class Pipeline:
     # --- rebalancing -------------------------------------------------------------------------
 
     def _on_assign(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
-        owned = self._owned.add({(tp.topic, tp.partition) for tp in partitions})
+        added = {(tp.topic, tp.partition) for tp in partitions}
+        owned = self._owned.add(added)
         self._paused = None  # new partitions start unpaused; decide again on the next poll
         self._publish_assignment(owned)
-        log.info("partitions assigned", partitions=sorted(p for _, p in owned))
+        if added:
+            log.info(
+                "partitions assigned",
+                partitions=sorted(p for _, p in added),
+                owned=sorted(p for _, p in owned),
+            )
 
     def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
