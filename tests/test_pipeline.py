@@ -63,6 +63,14 @@ def test_every_message_becomes_exactly_one_row(
         assert_all_committed(kafka_bootstrap, settings.group_id, topic, counts)
         assert running.state.running and running.state.database_ok
         assert len(running.state.assigned_partitions()) == 3
+
+        def lag(partition: int) -> float | None:
+            labels = {"topic": topic, "partition": str(partition)}
+            return running.metrics.registry.get_sample_value(
+                "sentiment_consumer_lag_messages", labels
+            )
+
+        wait_until(lambda: all(lag(p) == 0 for p in range(3)), 10, "no lag left")
     assert not running.errors
     assert row_count(database_url) == n
     assert aggregate_total(database_url) == n
