@@ -89,3 +89,4 @@ class DeadLetterPublisher:
 
     def close(self, timeout_s: float = 10.0) -> None:
         self._producer.flush(timeout_s)
+        self._producer.close()
