@@ -68,23 +68,26 @@ class BatchWriter:
         self.storage_ok.set()
 
     def handle(self, scored: ScoredBatch) -> None:
-        started = time.perf_counter()
-        result = self._until_done("database", lambda: self._sink.write_batch(scored.posts))
-        self._metrics.db_write_seconds.observe(time.perf_counter() - started)
-        rejected = {id(post) for post, _ in result.rejected}
+        result = self._until_done("database", lambda: self._write(scored.posts))
+        committed_at = datetime.now(UTC)
+        refused = {id(post): error for post, error in result.rejected}
         letters = scored.batch.dead_letters + [
-            DeadLetter(record, DeadLetterReason.STORAGE_REJECTED, error)
+            DeadLetter(record, DeadLetterReason.STORAGE_REJECTED, refused[id(post)])
             for (record, _), post in zip(scored.batch.accepted, scored.posts, strict=True)
-            for rejected_post, error in result.rejected
-            if rejected_post is post
+            if id(post) in refused
         ]
         if letters:
             self._until_done("dead-letter topic", lambda: self._dead_letters.publish(letters))
-        committed_at = datetime.now(UTC)
         self._commit(scored.batch.next_offsets)
-        stored = [post for post in scored.posts if id(post) not in rejected]
+        stored = [post for post in scored.posts if id(post) not in refused]
         self._record_metrics(scored, stored, result, committed_at)
         self._notify(CommittedBatch(stored, result.inserted, committed_at, self._model_version))
+
+    def _write(self, posts: Sequence[ScoredPost]) -> WriteResult:
+        started = time.perf_counter()
+        result = self._sink.write_batch(posts)
+        self._metrics.db_write_seconds.observe(time.perf_counter() - started)  # successes only
+        return result
 
     def _until_done(self, target: str, action: Callable[[], T]) -> T:
         attempt = 0
