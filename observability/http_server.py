@@ -17,7 +17,7 @@ class HttpServer:
         config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off")
         self._server = uvicorn.Server(config)
         # uvicorn installs signal handlers only on the main thread; the pipeline owns those.
-        self._thread = threading.Thread(target=self._server.run, name="http-api", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="http-api", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + start_timeout_s
         while not self._server.started:
@@ -29,6 +29,12 @@ class HttpServer:
             time.sleep(0.02)
         self.host = host
         self.port: int = self._server.servers[0].sockets[0].getsockname()[1]
+
+    def _serve(self) -> None:
+        try:
+            self._server.run()
+        except SystemExit:  # uvicorn exits when it cannot bind; it has logged why
+            return
 
     @property
     def url(self) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Message, Producer
 
 from observability.alert_sink import AlertSink
 from observability.spike import AlertKind, SpikeAlert
@@ -64,9 +64,7 @@ def test_fire_then_resolve_is_one_row_written_once(database_url: str) -> None:
     sink.submit(resolved)
     sink.close()
     assert sink.written == 3
-    ((row_id, kind, share, peak, resolved_at, volume, version, details),) = alert_rows(
-        database_url
-    )
+    ((row_id, kind, share, peak, resolved_at, volume, version, details),) = alert_rows(database_url)
     assert (row_id, kind, share, peak, volume, version) == (
         fired.alert_id,
         "negative_spike",
@@ -139,7 +137,7 @@ def test_alerts_are_produced_to_the_alerts_topic(
         }
     )
     consumer.subscribe([alerts_topic])
-    messages = []
+    messages: list[Message] = []
     deadline = time.monotonic() + 30
     while len(messages) < 2 and time.monotonic() < deadline:
         message = consumer.poll(0.5)
@@ -147,7 +145,7 @@ def test_alerts_are_produced_to_the_alerts_topic(
             messages.append(message)
     consumer.close()
     assert [m.key() for m in messages] == [b"negative_spike", b"negative_spike"]
-    bodies = [json.loads(m.value()) for m in messages]
+    bodies = [json.loads(m.value() or b"") for m in messages]
     assert [b["status"] for b in bodies] == ["firing", "resolved"]
     assert {b["id"] for b in bodies} == {str(fired.alert_id)}
     assert bodies[0]["negative_share"] == 0.55

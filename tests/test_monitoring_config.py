@@ -67,7 +67,9 @@ def rule_groups() -> list[dict[str, Any]]:
 
 
 def recorded_names() -> set[str]:
-    return {rule["record"] for group in rule_groups() for rule in group["rules"] if "record" in rule}
+    return {
+        rule["record"] for group in rule_groups() for rule in group["rules"] if "record" in rule
+    }
 
 
 def test_rules_name_only_exported_or_recorded_metrics() -> None:
@@ -159,12 +161,12 @@ def test_dashboard_sql_runs_against_the_migrated_schema(database_url: str) -> No
             {"t": FROM_TS.replace(minute=31)},
         )
         for target in targets:
-            rows = conn.execute(grafana_sql(target["rawSql"])).fetchall()  # type: ignore[arg-type]
+            rows = conn.execute(grafana_sql(target["rawSql"])).fetchall()
             assert rows, target["rawSql"]
         mix = conn.execute(
             grafana_sql(
                 next(t["rawSql"] for t in targets if "OVER (PARTITION BY minute)" in t["rawSql"])
-            )  # type: ignore[arg-type]
+            )
         ).fetchall()
         assert [(label, float(share)) for _, label, share in mix] == [
             ("negative", 30.0),
