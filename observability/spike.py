@@ -11,8 +11,9 @@ How it decides (all times are the caller's, so tests inject them):
 * The window's z-score is ``(share - baseline) / sqrt(phi * baseline * (1 - baseline) / volume)``.
   An alert fires when the window has at least ``min_volume`` posts, the baseline has at least
   ``baseline_min_volume`` (decayed) posts behind it, the z-score reaches ``z_threshold`` and the
-  share is at least ``min_increase`` above the baseline. The last condition keeps large streams,
-  where tiny shifts are statistically significant, from alerting on a few points of drift.
+  share is at least ``min_increase`` above the baseline, by a margin of one standard error. The
+  last condition keeps large streams, where tiny shifts are statistically significant, from
+  alerting on a few points of drift, and small windows from alerting on a shift plus noise.
 * Hysteresis: an active alert clears only when the excess falls below ``clear_increase`` or the
   window gets too quiet to judge. After it clears, ``cooldown_s`` must pass before the next one,
   so one spike gives one alert. The baseline keeps learning during an alert: a short spike moves
@@ -76,11 +77,17 @@ class WindowReading:
     volume: int
     negative: int
     baseline_share: float | None  # None until the baseline has enough posts behind it
-    zscore: float | None
+    sigma: float | None  # standard error of the share under the baseline (None: no baseline)
 
     @property
     def share(self) -> float | None:
         return self.negative / self.volume if self.volume else None
+
+    @property
+    def zscore(self) -> float | None:
+        if self.sigma is None or self.baseline_share is None or not self.volume:
+            return None
+        return (self.negative / self.volume - self.baseline_share) / self.sigma
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,12 +218,11 @@ class SpikeDetector:
         baseline = self._baseline.share
         if self._baseline.weight < self.config.baseline_min_volume:
             baseline = None
-        zscore = None
+        sigma = None
         if baseline is not None and volume:
             p = min(max(baseline, SHARE_FLOOR), 1 - SHARE_FLOOR)
             sigma = math.sqrt(self._baseline.dispersion * p * (1 - p) / volume)
-            zscore = (negative / volume - baseline) / sigma
-        return WindowReading(_datetime(now), volume, negative, baseline, zscore)
+        return WindowReading(_datetime(now), volume, negative, baseline, sigma)
 
     def _judge(self, now: float) -> list[SpikeAlert]:
         self._slide(now)
@@ -241,15 +247,23 @@ class SpikeDetector:
 
     def _maybe_fire(self, now: float, reading: WindowReading) -> list[SpikeAlert]:
         cfg = self.config
-        share, baseline, zscore = reading.share, reading.baseline_share, reading.zscore
+        share, baseline, sigma, zscore = (
+            reading.share,
+            reading.baseline_share,
+            reading.sigma,
+            reading.zscore,
+        )
         if (
             now < self._quiet_until
             or reading.volume < cfg.min_volume
             or share is None
             or baseline is None
+            or sigma is None
             or zscore is None
-            or share - baseline < cfg.min_increase
             or zscore < cfg.z_threshold
+            # The rise must clear min_increase by one standard error: a level shift just under
+            # it, plus noise in a small window, must not pass for a spike.
+            or share - baseline - sigma < cfg.min_increase
         ):
             return []
         self._active = SpikeAlert(
