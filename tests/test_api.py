@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.events import PipelineState
+from observability.api import Scorer as ApiScorer
 from observability.api import create_app
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
@@ -226,3 +228,21 @@ def test_openapi_docs_are_served(api: Api) -> None:
     assert api.client.get("/docs").status_code == 200
     paths = api.client.get("/openapi.json").json()["paths"]
     assert set(paths) >= {"/predict", "/stats", "/model", "/health", "/ready", "/metrics"}
+
+
+def test_the_real_scorer_serves_predict_and_model(tiny_model_dir: Path) -> None:
+    from model.scorer import Scorer
+
+    scorer: ApiScorer = Scorer.load(tiny_model_dir)  # mypy: the real scorer fits the protocol
+    app = create_app(
+        scorer, PipelineState(), PipelineMetrics(), OnlineLabelStats(LABELS), FakeWindowCounts()
+    )
+    client = TestClient(app)
+    body = client.post("/predict", json={"text": "@someone this is awful http://x.y"}).json()
+    assert body["label"] in LABELS
+    assert set(body["probabilities"]) == set(LABELS)
+    assert sum(body["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+    assert body["model_version"] == scorer.version
+    model = client.get("/model").json()
+    assert model["version"] == scorer.version
+    assert model["labels"] == list(scorer.labels)
