@@ -7,6 +7,7 @@ and no pipeline, and the consumer builds it with the live scorer, state and regi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Protocol
 
@@ -76,14 +77,6 @@ class Distribution(BaseModel):
     counts: dict[str, int]
     percentages: dict[str, float] = Field(description="Per label, 0-100 (all 0 when empty).")
     total: int
-
-    @classmethod
-    def of(cls, distribution: LabelDistribution) -> Distribution:
-        return cls(
-            counts=distribution.counts,
-            percentages=distribution.percentages,
-            total=distribution.total,
-        )
 
 
 class OnlineStats(Distribution):
@@ -216,7 +209,7 @@ def create_app(
             model_version=scorer.version,
             offline_metrics=dict(offline) if offline is not None else None,
             online=OnlineStats(
-                **Distribution.of(online).model_dump(),
+                **asdict(online),
                 since=started_at,
                 gold_labelled=accuracy.labelled,
                 accuracy=accuracy.accuracy,
@@ -232,7 +225,7 @@ def create_app(
         except Exception as error:  # a dashboard call must not fail because the DB does
             log.warning("window statistics unavailable", error=str(error))
             return None, f"database unavailable: {type(error).__name__}"
-        distribution = Distribution.of(LabelDistribution.of(scorer.labels, counts))
-        return WindowStats(**distribution.model_dump(), window=window, since=since), None
+        distribution = LabelDistribution.of(scorer.labels, counts)
+        return WindowStats(**asdict(distribution), window=window, since=since), None
 
     return app
