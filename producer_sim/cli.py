@@ -12,7 +12,7 @@ import click
 from confluent_kafka import KafkaException
 from rich.console import Console
 
-from producer_sim.dataset import DatasetError, LabelledTweet, read_splits
+from producer_sim.dataset import DatasetError, LabelledTweet, read_splits, split_files
 from producer_sim.download import (
     TWEETEVAL_URL,
     DownloadError,
@@ -87,6 +87,8 @@ def load_tweets(
                 f"{error}\nOffline? Point --data at a TweetEval-format folder instead "
                 "(for example a copy of cardiffnlp/tweeteval's datasets/ folder)."
             ) from None
+    if data is None and all(p.exists() for p in split_files(default_cache_dir(), split_names[0])):
+        data = default_cache_dir()  # an earlier --download
     if data is None:
         raise click.UsageError("say where the tweets are: --data DIR, or --download")
     try:
