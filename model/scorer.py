@@ -1,0 +1,208 @@
+"""Fast batched scoring of texts with an exported model folder; no torch at scoring time.
+
+One :class:`Scorer` is shared by the consumer pipeline and the HTTP API, so ``score`` is safe to
+call from several threads at once: the tokenizer and the ONNX Runtime session are only read, and
+both release the GIL while they work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+import structlog
+from tokenizers import Tokenizer
+
+from model.metadata import TOKENIZER_FILE, MetadataError, ModelMetadata, file_sha256
+from model.preprocess import normaliser
+
+log = structlog.get_logger(__name__)
+
+_MODEL_INPUTS = frozenset({"input_ids", "attention_mask", "token_type_ids"})
+
+
+class ModelLoadError(RuntimeError):
+    """The model folder is missing, incomplete or corrupt (the message says which and why)."""
+
+
+class EmptyTextError(ValueError):
+    """A text to score is empty or whitespace-only; such texts are never scored."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    probabilities: dict[str, float]  # every label, in metadata order; sums to 1
+
+
+@dataclass(frozen=True)
+class ScoreBatch:
+    probabilities: npt.NDArray[np.float32]  # (n, len(labels)), rows sum to 1, input order
+    label_ids: npt.NDArray[np.int64]  # (n,), argmax of each row
+
+    def labels(self, names: Sequence[str]) -> list[str]:
+        return [names[i] for i in self.label_ids.tolist()]
+
+
+# Feeds for one session.run and the input positions of its rows.
+Batch = tuple[npt.NDArray[np.intp], dict[str, npt.NDArray[np.int64]]]
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def softmax(logits: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+    """Row-wise softmax in float64 (int8 logits can be large), returned as float32."""
+    shifted = logits.astype(np.float64)
+    shifted -= shifted.max(axis=1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=1, keepdims=True)
+    return shifted.astype(np.float32)
+
+
+class Scorer:
+    """A loaded model folder: ``Scorer.load(dir).score(texts)``."""
+
+    def __init__(
+        self,
+        metadata: ModelMetadata,
+        session: ort.InferenceSession,
+        tokenizer: Tokenizer,
+        batch_size: int = 32,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.metadata = metadata
+        self.labels: tuple[str, ...] = metadata.labels
+        self.version = metadata.version
+        self.session = session
+        self.batch_size = batch_size
+        self._tokenizer = tokenizer
+        self._normalise = normaliser(metadata.preprocessing)
+        self._input_names = frozenset(i.name for i in session.get_inputs())
+        self._output_name: str = session.get_outputs()[0].name
+
+    @classmethod
+    def load(
+        cls, model_dir: str | Path, *, threads: int | None = None, batch_size: int = 32
+    ) -> Scorer:
+        """Load a folder written by ``model export`` or ``model train``; ModelLoadError if bad."""
+        folder = Path(model_dir)
+        if not folder.is_dir():
+            raise ModelLoadError(
+                f"model folder {folder} does not exist: pass a folder written by "
+                "`sentiment-stream model export` or `model train` (--model / SENTIMENT_MODEL)"
+            )
+        try:
+            metadata = ModelMetadata.read(folder)
+        except MetadataError as error:
+            raise ModelLoadError(f"{error}; export the model again") from None
+        onnx_path = folder / metadata.onnx_file
+        if not onnx_path.is_file():
+            raise ModelLoadError(f"{onnx_path} is missing (metadata.json names it)")
+        actual_sha = file_sha256(onnx_path)
+        if actual_sha != metadata.onnx_sha256:
+            raise ModelLoadError(
+                f"{onnx_path} has sha256 {actual_sha[:12]}..., metadata.json says "
+                f"{metadata.onnx_sha256[:12]}...: the file was changed or corrupted; "
+                "export it again"
+            )
+        tokenizer = _load_tokenizer(folder / TOKENIZER_FILE, metadata.max_length)
+        session = _load_session(onnx_path, threads or available_cores())
+        _check_signature(session, metadata, onnx_path)
+        log.info(
+            "model loaded",
+            model_dir=str(folder),
+            version=metadata.version,
+            quantization=metadata.quantization,
+            threads=threads or available_cores(),
+        )
+        return cls(metadata, session, tokenizer, batch_size)
+
+    def score(self, texts: Sequence[str]) -> ScoreBatch:
+        """Probabilities for every text, in input order; EmptyTextError names an empty one."""
+        probabilities = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        for rows, feeds in self.batches(texts):
+            (logits,) = self.session.run([self._output_name], feeds)
+            probabilities[rows] = softmax(logits)
+        return ScoreBatch(probabilities, probabilities.argmax(axis=1).astype(np.int64))
+
+    def predict(self, text: str) -> Prediction:
+        row = self.score([text]).probabilities[0]
+        return Prediction(
+            label=self.labels[int(row.argmax())],
+            probabilities=dict(zip(self.labels, row.tolist(), strict=True)),
+        )
+
+    def batches(self, texts: Sequence[str]) -> Iterator[Batch]:
+        """Tokenised, length-sorted, padded batches: the feeds ``score`` runs the session on.
+
+        Sorting by length keeps padding (wasted work) small; the row indices restore input order.
+        """
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"text {index} is {type(text).__name__}, not str")
+            if not text.strip():
+                raise EmptyTextError(f"text {index} is empty or whitespace-only")
+        prepared = list(map(self._normalise, texts)) if self._normalise else list(texts)
+        ids = [encoding.ids for encoding in self._tokenizer.encode_batch_fast(prepared)]
+        lengths = np.fromiter(map(len, ids), dtype=np.intp, count=len(ids))
+        order = np.argsort(lengths, kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            yield rows, self._feeds([ids[i] for i in rows.tolist()], int(lengths[rows[-1]]))
+
+    def _feeds(self, ids: list[list[int]], width: int) -> dict[str, npt.NDArray[np.int64]]:
+        input_ids = np.full((len(ids), width), self.metadata.pad_token_id, dtype=np.int64)
+        attention_mask = np.zeros((len(ids), width), dtype=np.int64)
+        for row, row_ids in enumerate(ids):
+            input_ids[row, : len(row_ids)] = row_ids
+            attention_mask[row, : len(row_ids)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        return feeds
+
+
+def _load_tokenizer(path: Path, max_length: int) -> Tokenizer:
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as error:  # tokenizers raises plain Exception for unreadable files
+        raise ModelLoadError(f"cannot read tokenizer {path}: {error}") from None
+    tokenizer.no_padding()  # the scorer pads each batch to its own longest text
+    tokenizer.enable_truncation(max_length)
+    return tokenizer
+
+
+def _load_session(path: Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own untyped Fail/InvalidProtobuf
+        raise ModelLoadError(f"ONNX Runtime cannot load {path}: {error}") from None
+
+
+def _check_signature(session: ort.InferenceSession, metadata: ModelMetadata, path: Path) -> None:
+    inputs = {i.name for i in session.get_inputs()}
+    if not {"input_ids", "attention_mask"} <= inputs <= _MODEL_INPUTS:
+        raise ModelLoadError(f"{path} takes inputs {sorted(inputs)}, not a text classifier's")
+    width = session.get_outputs()[0].shape[-1]
+    if isinstance(width, int) and width != len(metadata.labels):
+        raise ModelLoadError(
+            f"{path} outputs {width} scores but metadata.json names "
+            f"{len(metadata.labels)} labels {list(metadata.labels)}"
+        )
