@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from embedded import EmbeddedBroker  # noqa: E402
-from producer_sim.dataset import read_splits  # noqa: E402
+from model.data import read_splits  # noqa: E402
 from producer_sim.simulator import SimulationSummary, Simulator, SimulatorConfig  # noqa: E402
 from sentiment_stream.logs import configure_logging  # noqa: E402
 

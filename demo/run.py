@@ -24,7 +24,7 @@ from demo.consumer_process import ConsumerProcess
 from demo.database import DemoDatabase
 from demo.monitor import Monitor
 from demo.services import Services, running_services
-from producer_sim.dataset import LabelledTweet
+from model.data import LabelledTweet
 from producer_sim.posts import Spike
 from producer_sim.simulator import SimulationSummary, Simulator, SimulatorConfig
 from producer_sim.topics import ensure_topic

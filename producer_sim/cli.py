@@ -12,12 +12,13 @@ import click
 from confluent_kafka import KafkaException
 from rich.console import Console
 
-from producer_sim.dataset import DatasetError, LabelledTweet, read_splits, split_files
+from model.data import DataError, LabelledTweet, read_splits
 from producer_sim.download import (
     TWEETEVAL_URL,
     DownloadError,
     default_cache_dir,
     download_tweeteval,
+    is_downloaded,
 )
 from producer_sim.posts import Spike
 from producer_sim.progress import live_progress, summary_table
@@ -46,7 +47,7 @@ def data_options(command: Any) -> Any:
                 "splits",
                 default="val,test",
                 show_default=True,
-                help="Comma-separated splits to replay, in order.",
+                help="Comma-separated splits to replay, in order; NAME or NAME[START:END].",
             ),
             click.option(
                 "--download",
@@ -87,14 +88,15 @@ def load_tweets(
                 f"{error}\nOffline? Point --data at a TweetEval-format folder instead "
                 "(for example a copy of cardiffnlp/tweeteval's datasets/ folder)."
             ) from None
-    if data is None and all(p.exists() for p in split_files(default_cache_dir(), split_names[0])):
+    if data is None and is_downloaded(split_names, default_cache_dir()):
         data = default_cache_dir()  # an earlier --download
     if data is None:
         raise click.UsageError("say where the tweets are: --data DIR, or --download")
     try:
         tweets = read_splits(data, split_names)
-    except (DatasetError, OSError, UnicodeDecodeError) as error:
-        raise click.ClickException(str(error)) from None
+    except (DataError, OSError) as error:
+        raise click.ClickException(f"{error} (--data: a TweetEval-format folder)") from None
+    tweets = [tweet for tweet in tweets if tweet.text.strip()]  # blank lines are not posts
     if not tweets:
         raise click.ClickException(f"no tweets in {data} for splits {split_names}")
     return tweets

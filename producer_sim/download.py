@@ -9,7 +9,7 @@ from pathlib import Path
 
 import structlog
 
-from producer_sim.dataset import TASK, split_files
+from model.data import TASK, SplitSpec
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +36,11 @@ def _fetch(url: str, target: Path, timeout_s: float) -> None:
     partial.replace(target)  # atomic: a half-written file never looks complete
 
 
+def is_downloaded(splits: list[str], cache_dir: Path) -> bool:
+    names = {SplitSpec.parse(split).name for split in splits}
+    return all((cache_dir / TASK / f"{name}_labels.txt").exists() for name in names)
+
+
 def download_tweeteval(
     splits: list[str],
     cache_dir: Path | None = None,
@@ -46,8 +51,8 @@ def download_tweeteval(
     cache_dir = cache_dir or default_cache_dir()
     (cache_dir / TASK).mkdir(parents=True, exist_ok=True)
     wanted = [cache_dir / TASK / "mapping.txt"]
-    for split in splits:
-        wanted.extend(split_files(cache_dir, split))
+    for name in dict.fromkeys(SplitSpec.parse(split).name for split in splits):
+        wanted += [cache_dir / TASK / f"{name}_text.txt", cache_dir / TASK / f"{name}_labels.txt"]
     for target in wanted:
         if target.exists():
             continue

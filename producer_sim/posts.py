@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from producer_sim.dataset import LabelledTweet
+from model.data import LabelledTweet
 from sentiment_stream.contract import LABELS
 
 NEGATIVE = LABELS.index("negative")

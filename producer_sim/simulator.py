@@ -19,12 +19,12 @@ from typing import Any, Literal
 import structlog
 from confluent_kafka import KafkaError, Message, Producer
 
-from producer_sim.dataset import LabelledTweet
+from model.data import LabelledTweet
 from producer_sim.pacing import Pacer
 from producer_sim.poison import PoisonKind, poison_value
 from producer_sim.posts import AuthorPool, Spike, TweetPicker, encode, post_fields
 from producer_sim.topics import ensure_topic
-from sentiment_stream.contract import GOLD_LABEL_HEADER
+from sentiment_stream.contract import GOLD_LABEL_HEADER, LABELS
 
 log = structlog.get_logger(__name__)
 
@@ -223,16 +223,16 @@ class Simulator:
         tweet = self._picker.next(offset_s)
         if tweet is None:
             return None
-        author = self._authors.next()
+        author, label = self._authors.next(), LABELS[tweet.label_id]
         value = encode(post_fields(self._post_id(seq), tweet.text, author, config.lang))
         outgoing = _Outgoing(
-            author.encode(), value, {KIND_HEADER: "post", GOLD_LABEL_HEADER: tweet.label}
+            author.encode(), value, {KIND_HEADER: "post", GOLD_LABEL_HEADER: label}
         )
         summary.posts += 1
-        self._labels[tweet.label] += 1
+        self._labels[label] += 1
         if config.spike and config.spike.active(offset_s):
             summary.spike_posts += 1
-            summary.spike_negative += tweet.label == "negative"
+            summary.spike_negative += label == "negative"
         self._recent.append(outgoing)
         return outgoing
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from producer_sim.dataset import DatasetError, LabelledTweet, read_split, read_splits
+from model.data import LabelledTweet, read_splits
 from producer_sim.download import DownloadError, download_tweeteval
 from producer_sim.pacing import Pacer
 from producer_sim.poison import PoisonKind, poison_value
@@ -26,43 +26,6 @@ from tests.conftest import CLI, ROOT, cli_env
 from tests.simulator_helpers import consume_all
 
 # --- the parts, without a broker ---
-
-
-def write_split(folder: Path, split: str, rows: list[tuple[str, int]]) -> Path:
-    (folder / "sentiment").mkdir(parents=True, exist_ok=True)
-    (folder / "sentiment" / f"{split}_text.txt").write_text(
-        "".join(f"{text}\n" for text, _ in rows), encoding="utf-8"
-    )
-    (folder / "sentiment" / f"{split}_labels.txt").write_text(
-        "".join(f"{label}\n" for _, label in rows)
-    )
-    return folder
-
-
-def test_read_split_keeps_line_numbers_and_labels(tmp_path: Path) -> None:
-    write_split(tmp_path, "val", [("good day", 2), ("  ", 1), ("line\u2028sep", 0)])
-    tweets = read_split(tmp_path, "val")
-    assert tweets == [LabelledTweet("good day", 2, 1), LabelledTweet("line\u2028sep", 0, 3)]
-    assert [t.label for t in tweets] == ["positive", "negative"]
-
-
-def test_read_split_explains_a_wrong_folder(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match="--data must be a TweetEval-format folder"):
-        read_split(tmp_path, "val")
-    write_split(tmp_path, "val", [("a", 0), ("b", 1)])
-    (tmp_path / "sentiment" / "val_labels.txt").write_text("0\n")
-    with pytest.raises(DatasetError, match="2 lines but"):
-        read_split(tmp_path, "val")
-
-
-def test_read_the_shared_copy(tweeteval_dir: Path) -> None:
-    tweets = read_splits(tweeteval_dir, ["val", "test"])
-    assert len(tweets) == 10_000
-    assert Counter(t.label for t in tweets[:2000]) == {
-        "negative": 312,
-        "neutral": 869,
-        "positive": 819,
-    }
 
 
 def test_download_offline_fails_clearly(tmp_path: Path) -> None:
@@ -85,7 +48,7 @@ def test_spike_draws_the_asked_negative_share() -> None:
     tweets = [LabelledTweet(f"t{i}", i % 3, i) for i in range(300)]
     picker = TweetPicker(tweets, random.Random(1), spike=Spike(10, 5, 0.9))
     inside = [picker.next(12.0) for _ in range(2000)]
-    share = sum(t is not None and t.label == "negative" for t in inside) / len(inside)
+    share = sum(t is not None and t.label_id == 0 for t in inside) / len(inside)
     assert share == pytest.approx(0.9, abs=0.03)
     outside = [picker.next(1.0) for _ in range(300)]
     assert outside == tweets  # the replay is untouched by the spike
@@ -308,6 +271,14 @@ def test_cli_download_offline_names_data(tmp_path: Path) -> None:
     assert "could not download" in err
     assert "--data" in err
     assert "Traceback" not in err
+
+
+def test_cli_explains_a_folder_that_is_not_tweeteval(tmp_path: Path) -> None:
+    process = simulate("--data", str(tmp_path))
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "does not exist" in err
+    assert "TweetEval-format folder" in err
 
 
 def test_cli_without_data_is_a_usage_error() -> None:
