@@ -21,7 +21,7 @@ from demo.dashboard import Endpoints, live_dashboard
 from demo.monitor import Monitor
 from demo.run import DashboardFactory, DemoOptions, DemoResult, DemoRun
 from demo.services import Services, running_services
-from producer_sim.cli import RATE, SHARE, data_options, load_tweets
+from producer_sim.cli import RATE, data_options, load_tweets, poison_rate_option, seed_option
 from sentiment_stream.logs import configure_logging
 from sentiment_stream.settings import Settings, load_settings, settings_options
 from sentiment_stream.shutdown import stop_on_signals
@@ -49,14 +49,8 @@ def _clear_errors() -> Iterator[None]:
     help="Seconds of simulated traffic (a negative spike runs from 40% to 70%).",
 )
 @click.option("--rate", type=RATE, default=25.0, show_default=True, help="Posts per second.")
-@click.option(
-    "--poison-rate",
-    type=SHARE,
-    default=0.01,
-    show_default=True,
-    help="Share of malformed messages, to show dead-lettering.",
-)
-@click.option("--seed", type=int, help="Seed of the simulator's random choices.")
+@poison_rate_option(0.01)
+@seed_option
 @click.option(
     "--chart",
     "chart_path",

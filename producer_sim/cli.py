@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from confluent_kafka import KafkaException
@@ -29,6 +30,23 @@ from sentiment_stream.shutdown import stop_on_signals
 
 RATE = click.FloatRange(min=0.0)
 SHARE = click.FloatRange(min=0.0, max=1.0)
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+# Options the demo shares with `simulate`.
+seed_option = click.option(
+    "--seed", type=int, help="Seed for every random choice (authors, order...)."
+)
+
+
+def poison_rate_option(default: float) -> Callable[[Command], Command]:
+    return click.option(
+        "--poison-rate",
+        type=SHARE,
+        default=default,
+        show_default=True,
+        help="Share of malformed messages (the consumer dead-letters them).",
+    )
 
 
 def data_options(command: Any) -> Any:
@@ -120,7 +138,7 @@ def spike_from(at_s: float | None, duration_s: float | None, share: float) -> Sp
 )
 @click.option("--loop", is_flag=True, help="Start the data over when it ends.")
 @click.option("--shuffle", is_flag=True, help="Replay in a random (seeded) order.")
-@click.option("--seed", type=int, help="Seed for every random choice (authors, order...).")
+@seed_option
 @click.option(
     "--authors", type=click.IntRange(min=1), default=1000, show_default=True, help="Author pool."
 )
@@ -137,7 +155,7 @@ def spike_from(at_s: float | None, duration_s: float | None, share: float) -> Sp
 @click.option(
     "--spike-share", type=SHARE, default=0.8, show_default=True, help="Negative share in a spike."
 )
-@click.option("--poison-rate", type=SHARE, default=0.0, help="Share of malformed messages.")
+@poison_rate_option(0.0)
 @click.option("--duplicate-rate", type=SHARE, default=0.0, help="Share of re-sent posts.")
 @click.option(
     "--compression",
