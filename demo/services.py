@@ -61,6 +61,6 @@ def running_services(settings: Settings, data_dir: Path | None = None) -> Iterat
             postgres = stack.enter_context(EmbeddedPostgres(data_dir=data_dir))
             services.database_url = postgres.create_database(DATABASE)
             services.embedded_pids["postgres"] = postgres.pid or 0
-            log.info("embedded PostgreSQL started", url=services.database_url)
+            log.info("embedded PostgreSQL started", url=services.printable_database_url)
         migrate.upgrade(services.database_url)
         yield services
