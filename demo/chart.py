@@ -18,46 +18,57 @@ COLOURS = {"negative": "#d62728", "neutral": "#9e9e9e", "positive": "#2ca02c"}
 
 
 def _plot_shares(
-    axes: Axes, series: LabelSeries, title: str, alerts: list[Alert], origin: datetime
+    axes: Axes,
+    series: LabelSeries,
+    bucket_s: int,
+    title: str,
+    *,
+    alerts: list[Alert],
+    origin: datetime,
 ) -> None:
+    """Stacked bars, one per bucket, as wide as the bucket: honest even for a single minute."""
+
     def seconds(moment: datetime) -> float:
         return (moment - origin).total_seconds()
 
-    times = list(series)
-    totals = [sum(series[t].values()) or 1 for t in times]
-    shares = [
-        [series[t].get(label, 0) / total for t, total in zip(times, totals, strict=True)]
-        for label in LABELS
-    ]
-    if times:
-        axes.stackplot(
-            [seconds(t) for t in times],
+    starts = [seconds(t) for t in series]
+    bottoms = [0.0] * len(starts)
+    for label in LABELS:
+        shares = [counts.get(label, 0) / (sum(counts.values()) or 1) for counts in series.values()]
+        axes.bar(
+            starts,
             shares,
-            labels=LABELS,
-            colors=[COLOURS[x] for x in LABELS],
-            alpha=0.85,
-            step="post",
+            width=bucket_s,
+            bottom=bottoms,
+            align="edge",
+            color=COLOURS[label],
+            label=label,
+            edgecolor="white",
+            linewidth=0.3,
         )
+        bottoms = [b + s for b, s in zip(bottoms, shares, strict=True)]
     for number, alert in enumerate(alerts):
         axes.axvspan(
             seconds(alert.window_start),
             seconds(alert.resolved_at or alert.window_end),
-            color="black",
-            alpha=0.12,
+            facecolor="none",
+            edgecolor="black",
+            hatch="//",
+            linewidth=0.8,
             label="alert (window to resolution)" if number == 0 else None,
         )
         axes.axvline(
             seconds(alert.detected_at),
             color="black",
             linestyle="--",
-            linewidth=1.2,
+            linewidth=1.5,
             label="alert fired" if number == 0 else None,
         )
     axes.set_title(title, loc="left", fontsize=10)
     axes.set_ylim(0, 1)
     axes.set_ylabel("share of posts")
-    if times or alerts:
-        axes.legend(loc="upper left", fontsize=8, ncols=5)
+    if series or alerts:
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
 
 
 def write_chart(
@@ -66,11 +77,17 @@ def write_chart(
     """Two panels: per-``fine_s`` shares from scored_posts, per-minute from the aggregates."""
     starts = [*fine, *minutes]
     origin = min(starts) if starts else datetime.now().astimezone()
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), constrained_layout=True)
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(11, 7), sharex=True, constrained_layout=True
+    )
     figure.suptitle(f"sentiment-stream demo: label mix over time (from {origin:%H:%M:%S %Z})")
-    _plot_shares(top, fine, f"every {fine_s} s (scored_posts)", alerts, origin)
-    _plot_shares(bottom, minutes, "per minute (sentiment_minute_counts)", alerts, origin)
-    bottom.set_xlabel("seconds")
+    _plot_shares(
+        top, fine, fine_s, f"every {fine_s} s (scored_posts)", alerts=alerts, origin=origin
+    )
+    _plot_shares(
+        bottom, minutes, 60, "per minute (sentiment_minute_counts)", alerts=alerts, origin=origin
+    )
+    bottom.set_xlabel(f"seconds after {origin:%H:%M:%S}")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     plt.close(figure)
