@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from demo.consumer_process import ConsumerProcess
-from demo.dashboard import Endpoints, live_dashboard
+from demo.dashboard import Endpoints, format_seconds, live_dashboard
 from demo.monitor import Monitor
 from demo.run import DashboardFactory, DemoOptions, DemoResult, DemoRun
 from demo.services import Services, running_services
@@ -135,7 +135,10 @@ def _result_table(result: DemoResult) -> Table:
         ("rows in PostgreSQL", f"{summary.get('rows_in_postgres', 0):,}"),
         ("dead letters", f"{summary.get('dead_letters', 0):,}"),
         ("throughput", f"{summary.get('throughput_posts_per_s') or 0:,.1f} posts/s"),
-        ("latency p50 / p99", f"{latency.get('p50')} s / {latency.get('p99')} s"),
+        (
+            "latency p50 / p99",
+            f"{format_seconds(latency.get('p50'))} / {format_seconds(latency.get('p99'))}",
+        ),
         ("alerts", f"{len(summary.get('alerts', []))}"),
         ("chart", str(result.chart) if result.chart else "-"),
     ]

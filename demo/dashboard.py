@@ -17,6 +17,7 @@ from sentiment_stream.contract import LABELS
 
 STYLES = {"negative": "red", "neutral": "grey62", "positive": "green"}
 BAR_WIDTH = 40
+MIX_ROWS = 8  # keeps the whole dashboard within a 24-line terminal
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Endpoints:
     bootstrap_servers: str
 
 
-def _seconds(value: float | None) -> str:
+def format_seconds(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:,.0f} ms" if value < 1 else f"{value:,.2f} s"
 
 
@@ -44,9 +45,9 @@ def _figures(monitor: Monitor) -> Table:
         ("sent/s", f"{sim.rate_per_s:,.1f}", "scored/s", f"{monitor.posts_per_s():,.1f}"),
         (
             "latency p50",
-            _seconds(monitor.recent_latency(0.5)),
+            format_seconds(monitor.recent_latency(0.5)),
             "latency p99",
-            _seconds(monitor.recent_latency(0.99)),
+            format_seconds(monitor.recent_latency(0.99)),
         ),
         (
             "consumer lag",
@@ -71,7 +72,7 @@ def _label_mix(monitor: Monitor) -> Table:
     table.add_column(justify="right", style="dim")
     table.add_column()
     table.add_column(justify="right")
-    for window in list(monitor.mix)[-12:]:
+    for window in list(monitor.mix)[-MIX_ROWS:]:
         total = sum(window.counts.values())
         bar = Text()
         negative = window.counts.get("negative", 0.0) / total if total else 0.0
@@ -103,19 +104,29 @@ def _alerts(monitor: Monitor) -> RenderableType:
     return table
 
 
-def render(monitor: Monitor, endpoints: Endpoints, duration_s: float) -> RenderableType:
-    sim = monitor.sim
-    links = Table.grid(padding=(0, 2))
+def _links(endpoints: Endpoints) -> Table:
+    links = Table.grid(padding=(0, 1))
+    links.add_column(style="bold")
     links.add_row("API docs", endpoints.docs_url)
     links.add_row("metrics", endpoints.metrics_url)
     links.add_row("SQL", f"psql {endpoints.database_url.replace('+psycopg', '')}")
     links.add_row("Kafka", endpoints.bootstrap_servers)
-    title = f"sentiment-stream demo  {sim.elapsed_s:,.0f}s / {duration_s:,.0f}s  (Ctrl-C stops)"
+    return links
+
+
+def render(monitor: Monitor, endpoints: Endpoints, duration_s: float) -> RenderableType:
+    elapsed = monitor.sim.elapsed_s
+    progress = (
+        f"{elapsed:,.0f}s / {duration_s:,.0f}s"
+        if elapsed < duration_s
+        else "traffic done, draining the consumer"
+    )
+    top = Table.grid(padding=(0, 4))
+    top.add_row(_figures(monitor), _links(endpoints))
     return Group(
-        Panel(_figures(monitor), title=title, title_align="left"),
+        Panel(top, title=f"sentiment-stream demo  {progress}  (Ctrl-C stops)", title_align="left"),
         Panel(_label_mix(monitor), title="label mix, 5 s windows", title_align="left"),
-        Panel(_alerts(monitor), title="alerts", title_align="left"),
-        Panel(links, title="look inside while it runs", title_align="left"),
+        Panel(_alerts(monitor), title="spike alerts", title_align="left"),
     )
 
 
