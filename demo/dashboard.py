@@ -107,6 +107,7 @@ def _alerts(monitor: Monitor) -> RenderableType:
 def _links(endpoints: Endpoints) -> Table:
     links = Table.grid(padding=(0, 1))
     links.add_column(style="bold")
+    links.add_column(overflow="fold")  # a URL broken over lines beats one cut short
     links.add_row("API docs", endpoints.docs_url)
     links.add_row("metrics", endpoints.metrics_url)
     links.add_row("SQL", f"psql {endpoints.database_url.replace('+psycopg', '')}")
@@ -121,7 +122,7 @@ def render(monitor: Monitor, endpoints: Endpoints, duration_s: float) -> Rendera
         if elapsed < duration_s
         else "traffic done, draining the consumer"
     )
-    top = Table.grid(padding=(0, 4))
+    top = Table.grid(padding=(0, 3))
     top.add_row(_figures(monitor), _links(endpoints))
     return Group(
         Panel(top, title=f"sentiment-stream demo  {progress}  (Ctrl-C stops)", title_align="left"),
