@@ -47,6 +47,9 @@ def consumer_env(settings: Settings, services: Services, http_port: int) -> dict
     # Short-demo detector settings, unless the user chose their own (see docs/demo.md).
     for name, value in DEMO_DETECTOR.items():
         env.setdefault(name, value)
+    if "broker" in services.embedded_pids:
+        # tansu answers JoinGroup only after session.timeout.ms / 2: 3 s instead of 22 s.
+        env.setdefault("KAFKA_SESSION_TIMEOUT_MS", "6000")
     return env
 
 
