@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,7 @@ class ScoredPost:
     offset: int
     kafka_timestamp: datetime | None
     gold_label: str | None = None  # from the simulator's header, when present
+    extra: dict[str, Any] | None = None  # message fields outside the contract, kept
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,186 @@
 """`sentiment-stream demo` and `sentiment-stream stack up`."""
 
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
 import click
+from confluent_kafka import KafkaException
+from rich.console import Console
+from rich.table import Table
+
+from demo.consumer_process import ConsumerProcess
+from demo.dashboard import Endpoints, format_seconds, live_dashboard
+from demo.monitor import Monitor
+from demo.run import DashboardFactory, DemoOptions, DemoResult, DemoRun
+from demo.services import Services, running_services
+from producer_sim.cli import RATE, data_options, load_tweets, poison_rate_option, seed_option
+from sentiment_stream.logs import configure_logging
+from sentiment_stream.settings import Settings, load_settings, settings_options
+from sentiment_stream.shutdown import stop_on_signals
+
+SERVICE_SETTINGS = ("bootstrap_servers", "kafka_options", "database_url", "log_level", "log_format")
+
+
+@contextmanager
+def _clear_errors() -> Iterator[None]:
+    """Failures a user can cause (ports, binaries, a consumer that cannot start) as messages."""
+    try:
+        yield
+    except (RuntimeError, TimeoutError, KafkaException, OSError) as error:
+        raise click.ClickException(str(error)) from None
 
 
 @click.command()
-def demo() -> None:
-    """Run the whole product on an embedded broker and PostgreSQL."""
-    raise click.ClickException("not implemented yet")
+@settings_options(*SERVICE_SETTINGS, "topic", "model")
+@data_options
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=20),
+    default=120.0,
+    show_default=True,
+    help="Seconds of simulated traffic (a negative spike runs from 40% to 70%).",
+)
+@click.option("--rate", type=RATE, default=25.0, show_default=True, help="Posts per second.")
+@poison_rate_option(0.01)
+@seed_option
+@click.option(
+    "--chart",
+    "chart_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the PNG chart [default: ./sentiment-demo-<time>.png].",
+)
+@click.option("--headless", is_flag=True, help="No dashboard; print a JSON summary at the end.")
+@click.option("--keep-data", is_flag=True, help="Keep the database files and the consumer log.")
+def demo(**kwargs: Any) -> None:
+    """Run the whole product on an embedded broker and PostgreSQL.
+
+    Starts a Kafka-compatible broker and PostgreSQL on free loopback ports (unless
+    KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL name real ones), the consumer with its HTTP API, and
+    the simulator replaying TweetEval with a negative spike part-way through. Everything it
+    started is stopped on exit or Ctrl-C.
+    """
+    settings = load_settings(kwargs)
+    headless = kwargs["headless"]
+    # The dashboard owns the terminal: only warnings, and readable ones, go to stderr.
+    configure_logging(
+        settings.log_level if headless else "WARNING",
+        settings.log_format if headless else "console",
+    )
+    tweets = load_tweets(
+        kwargs["data"],
+        kwargs["splits"],
+        kwargs["download"],
+        kwargs["cache_dir"],
+        kwargs["download_url"],
+    )
+    chart = kwargs["chart_path"] or Path(f"sentiment-demo-{datetime.now():%Y%m%d-%H%M%S}.png")
+    options = DemoOptions(
+        tweets=tweets,
+        duration_s=kwargs["duration"],
+        rate_per_s=kwargs["rate"],
+        poison_rate=kwargs["poison_rate"],
+        seed=kwargs["seed"],
+        chart_path=chart.resolve(),
+        keep_data=kwargs["keep_data"],
+    )
+    console = Console(stderr=True)
+    stop = threading.Event()
+    with stop_on_signals(stop), _clear_errors():
+        if headless:
+            result = DemoRun(settings, options, stop).run()
+        else:
+            console.print(
+                "[bold]sentiment-stream demo[/]: starting the broker, PostgreSQL "
+                "and the consumer (loading the model)..."
+            )
+            result = DemoRun(settings, options, stop, _dashboard(options, console)).run()
+    if headless:
+        click.echo(json.dumps(result.to_dict()))
+    else:
+        Console().print(_result_table(result))
+
+
+def _dashboard(options: DemoOptions, console: Console) -> DashboardFactory:
+    def factory(
+        monitor: Monitor, consumer: ConsumerProcess, services: Services
+    ) -> AbstractContextManager[None]:
+        endpoints = Endpoints(
+            consumer.docs_url,
+            consumer.metrics_url,
+            services.printable_database_url,
+            services.bootstrap_servers,
+        )
+        return live_dashboard(monitor, endpoints, options.duration_s, console)
+
+    return factory
+
+
+def _result_table(result: DemoResult) -> Table:
+    summary = result.to_dict()
+    latency = summary.get("latency_seconds") or {}
+    table = Table(title="demo summary", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("posts sent", f"{summary['posts_sent']:,} (+{summary['poison_sent']:,} malformed)"),
+        ("scored", f"{summary.get('scored', 0):,}"),
+        ("rows in PostgreSQL", f"{summary.get('rows_in_postgres', 0):,}"),
+        ("dead letters", f"{summary.get('dead_letters', 0):,}"),
+        ("throughput", f"{summary.get('throughput_posts_per_s') or 0:,.1f} posts/s"),
+        (
+            "latency p50 / p99",
+            f"{format_seconds(latency.get('p50'))} / {format_seconds(latency.get('p99'))}",
+        ),
+        ("alerts", f"{len(summary.get('alerts', []))}"),
+        ("chart", str(result.chart) if result.chart else "-"),
+    ]
+    if result.kept_data:
+        rows.append(("data kept in", str(result.kept_data)))
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 @click.group()
 def stack() -> None:
     """Start the embedded broker and PostgreSQL alone."""
+
+
+@stack.command()
+@settings_options(*SERVICE_SETTINGS)
+@click.option("--keep-data", is_flag=True, help="Keep the database files after Ctrl-C.")
+def up(**kwargs: Any) -> None:
+    """Start the broker and PostgreSQL (migrated), print their addresses, wait for Ctrl-C.
+
+    For running the consumer and the simulator in separate terminals.
+    """
+    settings: Settings = load_settings(kwargs)
+    configure_logging(settings.log_level, "console")
+    data_dir = Path(tempfile.mkdtemp(prefix="sentiment-stack-")) if kwargs["keep_data"] else None
+    stop = threading.Event()
+    with stop_on_signals(stop), _clear_errors(), running_services(settings, data_dir) as services:
+        lines = [
+            f"Kafka bootstrap servers: {services.bootstrap_servers}",
+            f"PostgreSQL: {services.printable_database_url}",
+            "",
+            "Paste into other terminals:",
+            *(f"  {line}" for line in services.export_lines()),
+            "",
+            "Then, for example:",
+            "  sentiment-stream consume",
+            "  sentiment-stream simulate --data ../shared/data/tweeteval --rate 50",
+            "",
+            "Ctrl-C stops both." + (f" Database files stay in {data_dir}." if data_dir else ""),
+        ]
+        click.echo("\n".join(lines))
+        while not stop.wait(0.5):
+            pass
+    click.echo("stopped.")

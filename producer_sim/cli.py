@@ -1,9 +1,221 @@
 """`sentiment-stream simulate`."""
 
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
+from confluent_kafka import KafkaException
+from rich.console import Console
+
+from model.data import DataError, LabelledTweet, read_splits
+from producer_sim.download import (
+    TWEETEVAL_URL,
+    DownloadError,
+    default_cache_dir,
+    download_tweeteval,
+    is_downloaded,
+)
+from producer_sim.posts import Spike
+from producer_sim.progress import live_progress, summary_table
+from producer_sim.simulator import Simulator, SimulatorConfig
+from sentiment_stream.logs import configure_logging
+from sentiment_stream.settings import load_settings, settings_options
+from sentiment_stream.shutdown import stop_on_signals
+
+RATE = click.FloatRange(min=0.0)
+SHARE = click.FloatRange(min=0.0, max=1.0)
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+# Options the demo shares with `simulate`.
+seed_option = click.option(
+    "--seed", type=int, help="Seed for every random choice (authors, order...)."
+)
+
+
+def poison_rate_option(default: float) -> Callable[[Command], Command]:
+    return click.option(
+        "--poison-rate",
+        type=SHARE,
+        default=default,
+        show_default=True,
+        help="Share of malformed messages (the consumer dead-letters them).",
+    )
+
+
+def data_options(command: Any) -> Any:
+    """``--data``, ``--split`` and ``--download``: shared with the demo."""
+    for option in reversed(
+        [
+            click.option(
+                "--data",
+                type=click.Path(file_okay=False, path_type=Path),
+                envvar="SENTIMENT_DATA",
+                help="TweetEval-format folder (<dir>/sentiment/{split}_text.txt). "
+                "[env: SENTIMENT_DATA]",
+            ),
+            click.option(
+                "--split",
+                "splits",
+                default="val,test",
+                show_default=True,
+                help="Comma-separated splits to replay, in order; NAME or NAME[START:END].",
+            ),
+            click.option(
+                "--download",
+                is_flag=True,
+                help="Fetch the public TweetEval sentiment files into --cache-dir first.",
+            ),
+            click.option(
+                "--cache-dir",
+                type=click.Path(file_okay=False, path_type=Path),
+                default=None,
+                help=f"Where --download puts the files [default: {default_cache_dir()}].",
+            ),
+            click.option(
+                "--download-url", default=TWEETEVAL_URL, hidden=True, envvar="SENTIMENT_DATA_URL"
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def load_tweets(
+    data: Path | None,
+    splits: str,
+    download: bool,
+    cache_dir: Path | None,
+    download_url: str,
+) -> list[LabelledTweet]:
+    """The tweets of the chosen splits, with a clear error for every way this can fail."""
+    split_names = [s.strip() for s in splits.split(",") if s.strip()]
+    if not split_names:
+        raise click.BadParameter("name at least one split", param_hint="--split")
+    if download:
+        try:
+            data = download_tweeteval(split_names, cache_dir or data, download_url)
+        except DownloadError as error:
+            raise click.ClickException(
+                f"{error}\nOffline? Point --data at a TweetEval-format folder instead "
+                "(for example a copy of cardiffnlp/tweeteval's datasets/ folder)."
+            ) from None
+    if data is None and is_downloaded(split_names, default_cache_dir()):
+        data = default_cache_dir()  # an earlier --download
+    if data is None:
+        raise click.UsageError("say where the tweets are: --data DIR, or --download")
+    try:
+        tweets = read_splits(data, split_names)
+    except (DataError, OSError) as error:
+        raise click.ClickException(f"{error} (--data: a TweetEval-format folder)") from None
+    tweets = [tweet for tweet in tweets if tweet.text.strip()]  # blank lines are not posts
+    if not tweets:
+        raise click.ClickException(f"no tweets in {data} for splits {split_names}")
+    return tweets
+
+
+def spike_from(at_s: float | None, duration_s: float | None, share: float) -> Spike | None:
+    if at_s is None and duration_s is None:
+        return None
+    if at_s is None or duration_s is None:
+        raise click.UsageError("--spike-at and --spike-duration go together")
+    return Spike(at_s, duration_s, share)
 
 
 @click.command()
-def simulate() -> None:
-    """Replay TweetEval into Kafka like a real firehose."""
-    raise click.ClickException("not implemented yet")
+@settings_options("bootstrap_servers", "kafka_options", "topic", "log_level", "log_format")
+@data_options
+@click.option("--rate", type=RATE, default=50.0, show_default=True, help="Messages/s (0: max).")
+@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many messages.")
+@click.option(
+    "--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds."
+)
+@click.option("--loop", is_flag=True, help="Start the data over when it ends.")
+@click.option("--shuffle", is_flag=True, help="Replay in a random (seeded) order.")
+@seed_option
+@click.option(
+    "--authors", type=click.IntRange(min=1), default=1000, show_default=True, help="Author pool."
+)
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    default=6,
+    show_default=True,
+    help="Partitions of the topic when the simulator creates it.",
+)
+@click.option("--replication-factor", type=int, default=-1, help="[default: the broker's]")
+@click.option("--spike-at", type=click.FloatRange(min=0), help="Seconds in when a spike starts.")
+@click.option("--spike-duration", type=click.FloatRange(min=0, min_open=True), help="Seconds.")
+@click.option(
+    "--spike-share", type=SHARE, default=0.8, show_default=True, help="Negative share in a spike."
+)
+@poison_rate_option(0.0)
+@click.option("--duplicate-rate", type=SHARE, default=0.0, help="Share of re-sent posts.")
+@click.option(
+    "--compression",
+    type=click.Choice(["lz4", "zstd", "gzip", "snappy", "none"]),
+    default="lz4",
+    show_default=True,
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def simulate(**kwargs: Any) -> None:
+    """Replay TweetEval into Kafka like a real firehose.
+
+    Posts are keyed by author, so one author's posts stay in order; the gold label travels in
+    the x-gold-label header. --limit counts every message: posts, duplicates and poison.
+    """
+    settings = load_settings(kwargs)
+    configure_logging(settings.log_level, settings.log_format)
+    if kwargs["poison_rate"] + kwargs["duplicate_rate"] > 1:
+        raise click.UsageError("--poison-rate plus --duplicate-rate must not exceed 1")
+    tweets = load_tweets(
+        kwargs["data"],
+        kwargs["splits"],
+        kwargs["download"],
+        kwargs["cache_dir"],
+        kwargs["download_url"],
+    )
+    config = SimulatorConfig(
+        topic=settings.topic,
+        tweets=tweets,
+        rate_per_s=kwargs["rate"],
+        limit=kwargs["limit"],
+        duration_s=kwargs["duration"],
+        loop=kwargs["loop"],
+        shuffle=kwargs["shuffle"],
+        seed=kwargs["seed"],
+        authors=kwargs["authors"],
+        spike=spike_from(kwargs["spike_at"], kwargs["spike_duration"], kwargs["spike_share"]),
+        poison_rate=kwargs["poison_rate"],
+        duplicate_rate=kwargs["duplicate_rate"],
+        partitions=kwargs["partitions"],
+        replication_factor=kwargs["replication_factor"],
+        compression=kwargs["compression"],
+    )
+    try:
+        simulator = Simulator(config, settings.kafka_config())
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    console = Console(stderr=True)
+    show_progress = console.is_terminal and not kwargs["quiet"]
+    try:
+        with (
+            stop_on_signals(threading.Event()) as stop,
+            live_progress(simulator, console, show_progress),
+        ):
+            summary = simulator.run(stop)
+    except KafkaException as error:
+        raise click.ClickException(f"Kafka at {settings.bootstrap_servers}: {error}") from None
+    if kwargs["as_json"]:
+        click.echo(json.dumps(summary.to_dict()))
+    else:
+        Console().print(summary_table(summary))
+    if summary.failed:
+        sys.exit(1)

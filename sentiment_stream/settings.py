@@ -78,6 +78,31 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(
         30.0, gt=0, description="SIGTERM deadline to drain the current batch and commit."
     )
+    # Negative-spike detector (observability/spike.py explains how these interact).
+    alert_window_s: float = Field(
+        20.0, gt=0, le=3600, description="Sliding window of the spike detector, in seconds."
+    )
+    alert_min_volume: int = Field(
+        50, ge=1, description="Fewest posts in the window for the detector to judge it."
+    )
+    alert_baseline_half_life_s: float = Field(
+        300.0, gt=0, description="Half-life of the detector's trailing baseline, in seconds."
+    )
+    alert_baseline_min_volume: int = Field(
+        200, ge=1, description="Posts the baseline must have seen before any alert can fire."
+    )
+    alert_z_threshold: float = Field(
+        4.0, gt=0, description="Fire when the window's negative share is this many sigmas up."
+    )
+    alert_min_increase: float = Field(
+        0.2, gt=0, lt=1, description="...and at least this much above the baseline share."
+    )
+    alert_clear_increase: float = Field(
+        0.1, ge=0, lt=1, description="An alert clears once the excess falls below this."
+    )
+    alert_cooldown_s: float = Field(
+        60.0, ge=0, description="Quiet time after an alert clears before another can fire."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
     log_format: Literal["json", "console"] = Field("json")
 
@@ -85,6 +110,8 @@ class Settings(BaseSettings):
     def _derive_defaults(self) -> Settings:
         if not self.dlq_topic:
             self.dlq_topic = f"{self.topic}.dlq"
+        if self.alert_clear_increase >= self.alert_min_increase:
+            raise ValueError("alert_clear_increase must be below alert_min_increase (hysteresis)")
         return self
 
     def kafka_config(self, **overrides: Any) -> dict[str, Any]:

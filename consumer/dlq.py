@@ -1,0 +1,92 @@
+"""The dead-letter topic: original key, bytes and headers, plus why and where from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from confluent_kafka import KafkaError, Producer
+
+from consumer.records import DeadLetter
+from observability.metrics import PipelineMetrics
+from sentiment_stream.contract import DlqHeader
+
+log = structlog.get_logger(__name__)
+
+# Idempotent and acks=all: a dead letter is confirmed only once every in-sync replica has it.
+PRODUCER_SETTINGS = {"enable.idempotence": True, "acks": "all", "linger.ms": 5}
+
+
+class DeadLetterDeliveryError(Exception):
+    """Some dead letters were not confirmed by the broker; their offsets must not be committed."""
+
+
+def dlq_headers(letter: DeadLetter, group_id: str) -> list[tuple[str, str | bytes | None]]:
+    """The original headers followed by the DlqHeader ones."""
+    record = letter.record
+    headers: list[tuple[str, str | bytes | None]] = list(record.headers)
+    headers += [
+        (DlqHeader.REASON, letter.reason.value),
+        (DlqHeader.ERROR, letter.error),
+        (DlqHeader.SOURCE_TOPIC, record.topic),
+        (DlqHeader.SOURCE_PARTITION, str(record.partition)),
+        (DlqHeader.SOURCE_OFFSET, str(record.offset)),
+        (DlqHeader.CONSUMER_GROUP, group_id),
+    ]
+    if record.timestamp_ms is not None:
+        headers.append((DlqHeader.SOURCE_TIMESTAMP_MS, str(record.timestamp_ms)))
+    return headers
+
+
+class DeadLetterPublisher:
+    """Sends dead letters and waits until the broker confirms every one."""
+
+    def __init__(
+        self,
+        producer_config: dict[str, Any],
+        topic: str,
+        group_id: str,
+        metrics: PipelineMetrics,
+    ) -> None:
+        self.topic = topic
+        self._group_id = group_id
+        self._metrics = metrics
+        self._producer = Producer({**producer_config, **PRODUCER_SETTINGS})
+
+    def publish(self, letters: Sequence[DeadLetter], timeout_s: float = 30.0) -> None:
+        """Produce and flush; DeadLetterDeliveryError unless all are acknowledged."""
+        failures: list[str] = []
+
+        def delivered(error: KafkaError | None, _message: Any) -> None:
+            if error is not None:
+                failures.append(str(error))
+
+        for letter in letters:
+            self._producer.produce(
+                self.topic,
+                value=letter.record.value,
+                key=letter.record.key,
+                headers=dlq_headers(letter, self._group_id),
+                on_delivery=delivered,
+            )
+        undelivered = self._producer.flush(timeout_s)
+        if failures or undelivered:
+            raise DeadLetterDeliveryError(
+                f"{len(failures) + undelivered} of {len(letters)} dead letters not confirmed "
+                f"by the broker: {'; '.join(failures[:3]) or 'timed out'}"
+            )
+        for letter in letters:
+            self._metrics.dead_letters.labels(reason=letter.reason.value).inc()
+            log.info(
+                "dead-lettered",
+                reason=letter.reason.value,
+                error=letter.error,
+                topic=letter.record.topic,
+                partition=letter.record.partition,
+                offset=letter.record.offset,
+            )
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self._producer.flush(timeout_s)
+        self._producer.close()

@@ -1,0 +1,231 @@
+"""The HTTP API (FastAPI): /predict, /stats, /model, /health, /ready and /metrics.
+
+:func:`create_app` takes everything it serves as arguments, so tests build it with a fake scorer
+and no pipeline, and the consumer builds it with the live scorer, state and registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Protocol
+
+import structlog
+from fastapi import FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+from consumer.events import PipelineState
+from observability.label_stats import LabelDistribution, OnlineLabelStats
+from observability.metrics import PipelineMetrics
+from observability.window_counts import WINDOW_PATTERN, WindowCounts, parse_window
+from sentiment_stream import __version__
+from sentiment_stream.contract import MAX_TEXT_CHARS
+
+log = structlog.get_logger(__name__)
+
+
+class Prediction(Protocol):
+    @property
+    def label(self) -> str: ...
+    @property
+    def probabilities(self) -> Mapping[str, float]: ...
+
+
+class Metadata(Protocol):
+    @property
+    def metrics(self) -> Mapping[str, Any] | None: ...
+    def model_dump(self, *, mode: str = "python") -> dict[str, Any]: ...
+
+
+class Scorer(Protocol):
+    """What the API needs of ``model.scorer.Scorer``."""
+
+    @property
+    def labels(self) -> Sequence[str]: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def metadata(self) -> Metadata: ...
+    def predict(self, text: str) -> Prediction: ...
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: StrictStr = Field(description=f"The post to score (at most {MAX_TEXT_CHARS} chars).")
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("text is empty or whitespace only")
+        return text
+
+
+class PredictResponse(BaseModel):
+    label: str
+    probabilities: dict[str, float]
+    model_version: str
+
+
+class Distribution(BaseModel):
+    counts: dict[str, int]
+    percentages: dict[str, float] = Field(description="Per label, 0-100 (all 0 when empty).")
+    total: int
+
+
+class OnlineStats(Distribution):
+    since: datetime = Field(description="When this process started counting.")
+    gold_labelled: int = Field(description="Posts that carried a gold label (simulator).")
+    accuracy: float | None = Field(description="Agreement with those gold labels, if any.")
+
+
+class WindowStats(Distribution):
+    window: str
+    since: datetime = Field(description="Start of the first whole minute counted.")
+
+
+class StatsResponse(BaseModel):
+    model_version: str
+    offline_metrics: dict[str, Any] | None = Field(
+        description="Evaluation figures from the model's metadata (null when unknown)."
+    )
+    online: OnlineStats = Field(description="Posts scored by this process since it started.")
+    window: WindowStats | None = Field(description="All consumers, from PostgreSQL.")
+    window_error: str | None = Field(description="Why `window` is null, when it is.")
+
+
+class ReadyResponse(BaseModel):
+    ready: bool
+    checks: dict[str, bool]
+    missing: list[str]
+
+
+def _validation_error(loc: tuple[str, ...], message: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": loc, "msg": message, "type": "value_error"}])
+
+
+async def _validation_error_body(request: Request, error: Exception) -> JSONResponse:
+    """422 with each problem's location and message, without echoing the (maybe huge) input."""
+    assert isinstance(error, RequestValidationError)
+    detail = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in error.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def create_app(
+    scorer: Scorer,
+    state: PipelineState,
+    metrics: PipelineMetrics,
+    label_stats: OnlineLabelStats,
+    window_counts: WindowCounts,
+    *,
+    max_text_chars: int = MAX_TEXT_CHARS,
+) -> FastAPI:
+    """The API over one scorer, pipeline state, metrics registry and statistics sources."""
+    started_at = datetime.now(UTC)
+    app = FastAPI(
+        title="sentiment-stream",
+        version=__version__,
+        description="Sentiment of a Kafka stream of posts: scoring, statistics and metrics.",
+    )
+    app.add_exception_handler(RequestValidationError, _validation_error_body)
+
+    @app.get("/health", summary="The process is alive")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/ready",
+        summary="Model loaded, database answering and partitions assigned",
+        response_model=ReadyResponse,
+        responses={503: {"model": ReadyResponse, "description": "Not ready; `missing` says why"}},
+    )
+    def ready() -> JSONResponse:
+        checks = {
+            "model_loaded": state.model_loaded,
+            "database": state.database_ok,
+            "partitions_assigned": bool(state.assigned_partitions()),
+        }
+        missing = [name for name, ok in checks.items() if not ok]
+        body = ReadyResponse(ready=not missing, checks=checks, missing=missing)
+        return JSONResponse(body.model_dump(), status_code=503 if missing else 200)
+
+    @app.get("/model", summary="The model's metadata")
+    def model() -> dict[str, Any]:
+        return scorer.metadata.model_dump(mode="json")
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post(
+        "/predict",
+        summary="Score one text with the stream's model",
+        response_model=PredictResponse,
+    )
+    async def predict(request: PredictRequest) -> PredictResponse:
+        if len(request.text) > max_text_chars:
+            raise _validation_error(
+                ("body", "text"),
+                f"text is {len(request.text)} characters long; the limit is {max_text_chars}",
+            )
+        try:  # ONNX Runtime releases the GIL: score off the event loop
+            prediction = await run_in_threadpool(scorer.predict, request.text)
+        except ValueError as error:  # the scorer's own refusal (e.g. nothing left to score)
+            raise _validation_error(("body", "text"), str(error)) from error
+        return PredictResponse(
+            label=prediction.label,
+            probabilities={k: float(v) for k, v in prediction.probabilities.items()},
+            model_version=scorer.version,
+        )
+
+    @app.get("/stats", summary="Offline reference metrics and the online label mix")
+    async def stats(
+        window: Annotated[
+            str,
+            Query(
+                pattern=WINDOW_PATTERN,
+                description="Time window for the PostgreSQL figures: 90s, 15m, 24h, 7d (1m-366d).",
+            ),
+        ] = "1h",
+    ) -> StatsResponse:
+        try:
+            span = parse_window(window)
+        except ValueError as error:
+            raise _validation_error(("query", "window"), str(error)) from error
+        online = label_stats.distribution()
+        accuracy = label_stats.accuracy()
+        window_stats, window_error = await _window_stats(window, span)
+        offline = scorer.metadata.metrics
+        return StatsResponse(
+            model_version=scorer.version,
+            offline_metrics=dict(offline) if offline is not None else None,
+            online=OnlineStats(
+                **asdict(online),
+                since=started_at,
+                gold_labelled=accuracy.labelled,
+                accuracy=accuracy.accuracy,
+            ),
+            window=window_stats,
+            window_error=window_error,
+        )
+
+    async def _window_stats(window: str, span: timedelta) -> tuple[WindowStats | None, str | None]:
+        since = (datetime.now(UTC) - span).replace(second=0, microsecond=0)
+        try:
+            counts = await run_in_threadpool(window_counts, span)
+        except Exception as error:  # a dashboard call must not fail because the DB does
+            log.warning("window statistics unavailable", error=str(error))
+            return None, f"database unavailable: {type(error).__name__}"
+        distribution = LabelDistribution.of(scorer.labels, counts)
+        return WindowStats(**asdict(distribution), window=window, since=since), None
+
+    return app

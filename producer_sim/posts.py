@@ -1,0 +1,98 @@
+"""Which tweet goes next, who posts it, and how it looks on the wire.
+
+Outside a spike the simulator replays the dataset in order (shuffled with ``--shuffle``);
+inside a spike it draws from per-label pools so the negative share is what was asked.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from model.data import LabelledTweet
+from sentiment_stream.contract import LABELS
+
+NEGATIVE = LABELS.index("negative")
+
+
+@dataclass(frozen=True, slots=True)
+class Spike:
+    """From ``at_s`` for ``duration_s`` seconds, a share ``negative_share`` of posts is negative."""
+
+    at_s: float
+    duration_s: float
+    negative_share: float
+
+    def active(self, elapsed_s: float) -> bool:
+        return self.at_s <= elapsed_s < self.at_s + self.duration_s
+
+
+class TweetPicker:
+    """Hands out tweets: the replay order, or the spike's per-label pools."""
+
+    def __init__(
+        self,
+        tweets: Sequence[LabelledTweet],
+        rng: random.Random,
+        *,
+        loop: bool = False,
+        shuffle: bool = False,
+        spike: Spike | None = None,
+    ) -> None:
+        if not tweets:
+            raise ValueError("no tweets to replay")
+        self._replay = list(tweets)
+        if shuffle:
+            rng.shuffle(self._replay)
+        self._rng = rng
+        self._loop = loop
+        self._cursor = 0
+        self.spike = spike
+        self._negative = [t for t in tweets if t.label_id == NEGATIVE]
+        self._others = [t for t in tweets if t.label_id != NEGATIVE]
+        if spike and not (self._negative and self._others):
+            raise ValueError("a spike needs both negative and non-negative tweets in the data")
+
+    def any(self) -> LabelledTweet:
+        """A random tweet that does not advance the replay (for poison messages)."""
+        return self._rng.choice(self._replay)
+
+    def next(self, elapsed_s: float) -> LabelledTweet | None:
+        """The tweet for a post scheduled at ``elapsed_s``; None once the data ends (no loop)."""
+        if self.spike and self.spike.active(elapsed_s):
+            negative = self._rng.random() < self.spike.negative_share
+            return self._rng.choice(self._negative if negative else self._others)
+        if self._cursor == len(self._replay):
+            if not self._loop:
+                return None
+            self._cursor = 0
+        tweet = self._replay[self._cursor]
+        self._cursor += 1
+        return tweet
+
+
+class AuthorPool:
+    """A fixed set of authors (``user-0042``); which one posts next depends only on the seed."""
+
+    def __init__(self, size: int, rng: random.Random) -> None:
+        if size < 1:
+            raise ValueError("the author pool needs at least one author")
+        width = max(4, len(str(size - 1)))
+        self._names = [f"user-{i:0{width}d}" for i in range(size)]
+        self._rng = rng
+
+    def next(self) -> str:
+        return self._rng.choice(self._names)
+
+
+def post_fields(post_id: str, text: str, author: str, lang: str) -> dict[str, str]:
+    """The message contract's fields, stamped with the current UTC time."""
+    created_at = datetime.now(UTC).isoformat(timespec="milliseconds")
+    return {"id": post_id, "text": text, "created_at": created_at, "author": author, "lang": lang}
+
+
+def encode(fields: dict[str, str]) -> bytes:
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,0 +1,39 @@
+"""Alembic, driven from code: the Config points at the installed ``migrations`` package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, pool
+
+import migrations
+
+
+def alembic_config(database_url: str) -> Config:
+    """A Config that needs no alembic.ini: script location and URL are set here."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    # Kept out of the ini options, where '%' in a password would be read as interpolation.
+    config.attributes["url"] = database_url
+    return config
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    command.downgrade(alembic_config(database_url), revision)
+
+
+def current_revision(database_url: str) -> str | None:
+    """The revision the database is at (None: no schema yet)."""
+    engine = create_engine(database_url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()

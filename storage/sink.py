@@ -1,0 +1,223 @@
+"""Where scored posts go: a small :class:`Sink` interface and the PostgreSQL sink.
+
+One batch is one transaction: COPY into a temporary staging table, then one statement that
+inserts the new rows into ``scored_posts`` (``ON CONFLICT DO NOTHING`` on the Kafka position)
+and adds exactly those rows, and only those, to ``sentiment_minute_counts``. A replayed batch
+therefore changes nothing, and the aggregates stay exact.
+
+COPY + INSERT ... SELECT beat a multi-row INSERT ... VALUES here: 8.9k vs 6.6k rows/s for
+batches of 64 tweets, 15.7k vs 5.5k for 256 (``python -m benchmarks.pipeline_bench`` prints both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import psycopg
+import structlog
+from psycopg.types.json import Jsonb
+
+from consumer.events import ScoredPost
+from sentiment_stream.contract import LABELS
+from storage.urls import libpq_url, redacted
+
+log = structlog.get_logger(__name__)
+
+COLUMNS = (
+    "post_id",
+    "text",
+    "author",
+    "lang",
+    "created_at",
+    "label",
+    "prob_negative",
+    "prob_neutral",
+    "prob_positive",
+    "model_version",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "kafka_timestamp",
+    "gold_label",
+    "extra",
+)
+_COLUMN_LIST = ", ".join(COLUMNS)
+
+_STAGING_DDL = """
+CREATE TEMPORARY TABLE IF NOT EXISTS scored_posts_staging (
+    post_id text, text text, author text, lang text, created_at timestamptz, label text,
+    prob_negative real, prob_neutral real, prob_positive real, model_version text,
+    kafka_topic text, kafka_partition integer, kafka_offset bigint, kafka_timestamp timestamptz,
+    gold_label text, extra jsonb
+) ON COMMIT DELETE ROWS
+"""
+
+# Rows are inserted, and minute counts upserted, in key order, so that two consumers writing
+# overlapping rows (during a rebalance) lock them in the same order and never deadlock.
+INSERT_NEW_ROWS = f"""
+INSERT INTO scored_posts ({_COLUMN_LIST})
+{{source}}
+ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING
+RETURNING label, date_trunc('minute', coalesce(created_at, kafka_timestamp, scored_at)) AS minute
+"""
+COUNT_INSERTED_ROWS = """
+WITH inserted AS ({insert}),
+counted AS (
+    INSERT INTO sentiment_minute_counts AS counts (minute, label, count)
+    SELECT minute, label, count(*) FROM inserted GROUP BY minute, label ORDER BY minute, label
+    ON CONFLICT (minute, label) DO UPDATE SET count = counts.count + EXCLUDED.count
+)
+SELECT count(*) FROM inserted
+"""
+_FROM_STAGING = COUNT_INSERTED_ROWS.format(
+    insert=INSERT_NEW_ROWS.format(
+        source=f"SELECT {_COLUMN_LIST} FROM scored_posts_staging "
+        "ORDER BY kafka_topic, kafka_partition, kafka_offset"
+    )
+)
+
+
+def _describe(error: Exception) -> str:
+    """PostgreSQL's message and detail on one line (``\\u0000 cannot be converted...``)."""
+    diag = getattr(error, "diag", None)
+    if diag is not None and diag.message_primary:
+        detail = f" ({diag.message_detail})" if diag.message_detail else ""
+        return f"{diag.message_primary}{detail}"
+    return str(error).strip().splitlines()[0]
+
+
+class StorageUnavailableError(Exception):
+    """The database cannot be written right now (down, unreachable, restarting): retry later."""
+
+
+class SchemaMissingError(Exception):
+    """The tables are not there: ``sentiment-stream db upgrade`` has not been run."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a batch write did: rows inserted (replays excluded) and rows the store refused."""
+
+    inserted: int
+    rejected: list[tuple[ScoredPost, str]] = field(default_factory=list)
+
+
+class Sink(Protocol):
+    """Writes whole batches, idempotently; raises StorageUnavailableError for transient failures."""
+
+    def write_batch(self, posts: Sequence[ScoredPost]) -> WriteResult: ...
+
+    def close(self) -> None: ...
+
+
+class PostgresSink:
+    """The PostgreSQL sink: one transaction per batch; bad rows isolated by bisection."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        labels: Sequence[str],
+        model_version: str,
+        connect_timeout_s: int = 5,
+    ) -> None:
+        self._url = database_url
+        self._model_version = model_version
+        self._connect_timeout_s = connect_timeout_s
+        # Probabilities come in the model's label order; the columns are in LABELS order.
+        self._column_order = [list(labels).index(name) for name in LABELS]
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def row(self, post: ScoredPost) -> tuple[Any, ...]:
+        """The values of ``COLUMNS`` for one post."""
+        probabilities = [post.probabilities[i] for i in self._column_order]
+        return (
+            post.post_id,
+            post.text,
+            post.author,
+            post.lang,
+            post.created_at,
+            post.label,
+            *probabilities,
+            self._model_version,
+            post.topic,
+            post.partition,
+            post.offset,
+            post.kafka_timestamp,
+            post.gold_label,
+            Jsonb(post.extra) if post.extra is not None else None,
+        )
+
+    def connection(self) -> psycopg.Connection[Any]:
+        """The open connection, (re)connecting first; StorageUnavailableError when that fails."""
+        if self._conn is None or self._conn.closed:
+            try:
+                conn = psycopg.connect(
+                    libpq_url(self._url),
+                    autocommit=True,
+                    connect_timeout=self._connect_timeout_s,
+                    application_name="sentiment-stream",
+                )
+            except psycopg.OperationalError as error:
+                raise StorageUnavailableError(
+                    f"cannot connect to {redacted(self._url)}: {error}"
+                ) from error
+            try:
+                # Minute buckets are UTC minutes, whatever the server's default time zone.
+                conn.execute("SET TIME ZONE 'UTC'")
+                exists = conn.execute("SELECT to_regclass('scored_posts')").fetchone()
+                if exists is None or exists[0] is None:
+                    raise SchemaMissingError(
+                        f"no scored_posts table in {redacted(self._url)}: "
+                        "run `sentiment-stream db upgrade` first"
+                    )
+                conn.execute(_STAGING_DDL)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def write_batch(self, posts: Sequence[ScoredPost]) -> WriteResult:
+        """Write every post that PostgreSQL accepts; refused rows come back in ``rejected``."""
+        if not posts:
+            return WriteResult(inserted=0)
+        try:
+            return self._write_isolating_bad_rows(posts)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+            self.close()  # a fresh connection for the retry
+            raise StorageUnavailableError(str(error).strip()) from error
+
+    def _write_isolating_bad_rows(self, posts: Sequence[ScoredPost]) -> WriteResult:
+        try:
+            return WriteResult(inserted=self._write_transaction(posts))
+        except (psycopg.DataError, psycopg.IntegrityError, UnicodeEncodeError) as error:
+            # Some row cannot be stored (a NUL character, say). Bisect: the good halves land,
+            # each bad row ends up alone and is refused; log2(n) extra transactions per bad row.
+            if len(posts) == 1:
+                message = _describe(error)
+                log.warning("row refused by PostgreSQL", offset=posts[0].offset, error=message)
+                return WriteResult(inserted=0, rejected=[(posts[0], message)])
+            middle = len(posts) // 2
+            first = self._write_isolating_bad_rows(posts[:middle])
+            second = self._write_isolating_bad_rows(posts[middle:])
+            return WriteResult(
+                inserted=first.inserted + second.inserted,
+                rejected=first.rejected + second.rejected,
+            )
+
+    def _write_transaction(self, posts: Sequence[ScoredPost]) -> int:
+        conn = self.connection()
+        with conn.transaction(), conn.cursor() as cursor:
+            with cursor.copy(f"COPY scored_posts_staging ({_COLUMN_LIST}) FROM STDIN") as copy:
+                for post in posts:
+                    copy.write_row(self.row(post))
+            found = cursor.execute(_FROM_STAGING).fetchone()
+        return int(found[0]) if found else 0
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

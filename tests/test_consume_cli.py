@@ -1,0 +1,175 @@
+"""`sentiment-stream consume` as a process: SIGKILL and restart, SIGTERM drain, clear errors."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CLI, cli_env
+from tests.pipeline_support import (
+    FAST_GROUP,
+    aggregate_total,
+    committed_offsets,
+    create_topic,
+    migrated,
+    post_value,
+    produce,
+    query,
+    row_count,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def consume_argv(bootstrap: str, database_url: str, topic: str, model: Path) -> list[str]:
+    argv = [
+        *CLI,
+        "consume",
+        "--bootstrap-servers",
+        bootstrap,
+        "--database-url",
+        database_url,
+        "--topic",
+        topic,
+        "--group-id",
+        f"group-{topic}",
+        "--model",
+        str(model),
+        "--http-port",
+        "0",
+        "--batch-size",
+        "8",
+        "--batch-wait-ms",
+        "20",
+        "--shutdown-timeout-s",
+        "20",
+    ]
+    for key, value in FAST_GROUP.items():
+        argv += ["--kafka-option", f"{key}={value}"]
+    return argv
+
+
+@contextmanager
+def consumer_process(argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as sink:
+        process = subprocess.Popen(argv, env=cli_env(), stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+
+
+def paced_producer(bootstrap: str, topic: str, n: int, counts: dict[int, int]) -> threading.Thread:
+    thread = threading.Thread(
+        target=lambda: counts.update(
+            produce(bootstrap, topic, [post_value(i) for i in range(n)], partitions=2, pace_s=0.01)
+        )
+    )
+    thread.start()
+    return thread
+
+
+def stored_offsets(database_url: str) -> dict[int, int]:
+    rows = query(
+        database_url,
+        "SELECT kafka_partition, max(kafka_offset) + 1 FROM scored_posts GROUP BY 1",
+    )
+    return {int(p): int(o) for p, o in rows}
+
+
+def test_sigkill_mid_stream_then_restart_gives_exactly_n_rows(
+    kafka_bootstrap: str, database_url: str, topic: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    n = 400
+    create_topic(kafka_bootstrap, topic, 2)
+    migrated(database_url)
+    argv = consume_argv(kafka_bootstrap, database_url, topic, tiny_model_dir)
+    counts: dict[int, int] = {}
+    producer = paced_producer(kafka_bootstrap, topic, n, counts)
+    with consumer_process(argv, tmp_path / "first.log") as first:
+        wait_until(lambda: row_count(database_url) >= n // 4, 90, "a quarter of the rows")
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    assert row_count(database_url) < n, "killed too late to test anything"
+    producer.join(60)
+    with consumer_process(argv, tmp_path / "second.log") as second:
+        wait_until(lambda: row_count(database_url) >= n, 120, f"{n} rows after the restart")
+        wait_until(
+            lambda: committed_offsets(kafka_bootstrap, f"group-{topic}", topic, 2) == counts,
+            30,
+            f"every offset committed ({counts})",
+        )
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0
+    assert row_count(database_url) == n
+    assert aggregate_total(database_url) == n
+    assert query(database_url, "SELECT count(DISTINCT post_id) FROM scored_posts") == [(n,)]
+
+
+def test_sigterm_drains_commits_and_exits_0(
+    kafka_bootstrap: str, database_url: str, topic: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    create_topic(kafka_bootstrap, topic, 2)
+    migrated(database_url)
+    argv = consume_argv(kafka_bootstrap, database_url, topic, tiny_model_dir)
+    counts: dict[int, int] = {}
+    producer = paced_producer(kafka_bootstrap, topic, 300, counts)
+    log = tmp_path / "consumer.log"
+    with consumer_process(argv, log) as process:
+        wait_until(lambda: row_count(database_url) >= 50, 90, "some rows")
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, log.read_text()[-3000:]
+        assert time.monotonic() - started < 20
+    producer.join(60)
+    # Every row written before the exit has its offset committed, and nothing beyond.
+    assert committed_offsets(kafka_bootstrap, f"group-{topic}", topic, 2) == stored_offsets(
+        database_url
+    )
+    assert '"drained": true' in log.read_text()
+    assert aggregate_total(database_url) == row_count(database_url)
+
+
+def run_consume(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, env=cli_env(), capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_clear_errors_for_what_a_user_gets_wrong(
+    kafka_bootstrap: str, database_url: str, topic: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    argv = consume_argv(kafka_bootstrap, database_url, topic, tiny_model_dir)
+
+    def with_option(flag: str, value: str) -> list[str]:
+        changed = list(argv)
+        changed[changed.index(flag) + 1] = value
+        return changed
+
+    cases = [
+        (with_option("--model", str(tmp_path / "nowhere")), "cannot load the model"),
+        (argv, "db upgrade"),  # the schema is not there yet
+        (
+            with_option("--database-url", "postgresql+psycopg://me:pw@127.0.0.1:1/x"),
+            "cannot connect to postgresql+psycopg://me:***@127.0.0.1:1/x",
+        ),
+    ]
+    for case_argv, says in cases:
+        result = run_consume(case_argv)
+        assert result.returncode == 1, result.stderr
+        assert says in result.stderr
+        assert "Traceback" not in result.stderr
+    migrated(database_url)
+    broker_down = run_consume(with_option("--bootstrap-servers", "127.0.0.1:1"))
+    assert broker_down.returncode == 1
+    assert "cannot reach Kafka at 127.0.0.1:1" in broker_down.stderr

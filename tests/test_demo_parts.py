@@ -1,0 +1,94 @@
+"""The demo's parts that need no running system: metrics parsing, quantiles, chart, schedule."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+from demo.chart import write_chart
+from demo.database import Alert
+from demo.run import demo_spike
+from demo.scrape import MetricsSnapshot, bucket_delta, parse, quantile
+from observability.metrics import PipelineMetrics
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_parse_reads_the_consumers_own_metrics() -> None:
+    metrics = PipelineMetrics()
+    metrics.predictions.labels(label="negative").inc(3)
+    metrics.predictions.labels(label="positive").inc(5)
+    metrics.rows_written.inc(8)
+    metrics.dead_letters.labels(reason="invalid_json").inc(2)
+    metrics.dead_letters.labels(reason="empty_text").inc(1)
+    metrics.consumer_lag.labels(topic="posts", partition="0").set(4)
+    metrics.consumer_lag.labels(topic="posts", partition="1").set(6)
+    metrics.alert_active.set(1)
+    for seconds in (0.02, 0.04, 0.2, 0.3, 3.0):
+        metrics.end_to_end_latency.labels(source="created_at").observe(seconds)
+
+    snapshot = parse(generate_latest(metrics.registry).decode(), taken_at=1.0)
+
+    assert snapshot.predictions == {"negative": 3, "neutral": 0, "positive": 5}
+    assert snapshot.scored == 8
+    assert snapshot.rows_written == 8
+    assert snapshot.dead_letters == 3
+    assert snapshot.lag == 10
+    assert snapshot.alert_active
+    assert snapshot.latency_buckets[float("inf")] == 5
+    median = quantile(0.5, snapshot.latency_buckets)
+    assert median is not None
+    assert 0.1 < median <= 0.25  # the third of five observations lies in (0.1, 0.25]
+
+
+def test_quantile_interpolates_like_prometheus() -> None:
+    buckets = {0.1: 0.0, 0.2: 10.0, 0.4: 20.0, float("inf"): 20.0}
+    assert quantile(0.5, buckets) == pytest.approx(0.2)
+    assert quantile(0.75, buckets) == pytest.approx(0.3)
+    assert quantile(0.5, {float("inf"): 0.0}) is None
+    assert quantile(0.99, {1.0: 0.0, float("inf"): 4.0}) == 1.0  # open top bucket: lower edge
+
+
+def test_bucket_delta_is_what_happened_between_scrapes() -> None:
+    inf = float("inf")
+    old = MetricsSnapshot(taken_at=0.0, latency_buckets={1.0: 2.0, inf: 3.0})
+    new = MetricsSnapshot(taken_at=1.0, latency_buckets={1.0: 5.0, inf: 7.0})
+    assert bucket_delta(new, old) == {1.0: 3.0, inf: 4.0}
+
+
+def test_chart_is_a_png(tmp_path: Path) -> None:
+    start = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    fine = {
+        start + timedelta(seconds=10 * i): {"negative": 2 + 8 * (4 <= i < 7), "neutral": 5}
+        for i in range(12)
+    }
+    minutes = {start: {"negative": 30, "neutral": 40, "positive": 20}}
+    alert = Alert(
+        start + timedelta(seconds=55),
+        start + timedelta(seconds=80),
+        start + timedelta(seconds=45),
+        start + timedelta(seconds=55),
+        0.7,
+        0.2,
+        0.75,
+        120,
+    )
+    path = write_chart(tmp_path / "out" / "chart.png", fine, 10, minutes, [alert])
+    data = path.read_bytes()
+    assert data.startswith(PNG_MAGIC)
+    assert len(data) > 10_000
+
+
+def test_chart_of_an_empty_run_still_renders(tmp_path: Path) -> None:
+    data = write_chart(tmp_path / "empty.png", {}, 10, {}, []).read_bytes()
+    assert data.startswith(PNG_MAGIC)
+
+
+def test_the_spike_sits_inside_the_run_with_quiet_time_around() -> None:
+    spike = demo_spike(100.0)
+    assert spike.at_s == 40.0
+    assert spike.at_s + spike.duration_s == pytest.approx(70.0)
+    assert spike.negative_share > 0.5

@@ -1,0 +1,199 @@
+"""deploy/prometheus and deploy/grafana: promtool accepts them, every PromQL expression names
+only metrics the service exports, and every SQL query runs against the migrated schema."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+
+from storage.migrate import upgrade
+from storage.urls import libpq_url
+from tests.promql_names import PROMETHEUS_OWN, exported_names, metric_names
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMETHEUS = ROOT / "deploy" / "prometheus"
+RULES = sorted((PROMETHEUS / "rules").glob("*.yml"))
+GRAFANA = ROOT / "deploy" / "grafana"
+DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    tool = shutil.which("promtool")
+    if tool is None:
+        pytest.skip("promtool is not installed (Debian package `prometheus`; .ci/run installs it)")
+    return subprocess.run([tool, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_promtool_check_config() -> None:
+    result = promtool("check", "config", str(PROMETHEUS / "prometheus.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_check_rules() -> None:
+    assert RULES
+    result = promtool("check", "rules", *map(str, RULES))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_rule_unit_tests() -> None:
+    result = promtool("test", "rules", str(PROMETHEUS / "rules_test.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+
+
+# --- PromQL names -------------------------------------------------------------------------------
+
+
+def test_metric_name_parser() -> None:
+    expr = (
+        'histogram_quantile(0.95, sum by (le, source) (rate(a_seconds_bucket{source="x"}[5m])))'
+        " / on () group_left sum without (topic) (b_total offset 5m) > bool 0.5 and c:rec:rate5m"
+        ' or label_replace(up, "dst", "$1", "src", "(.*)") unless d[10m:1m]'
+    )
+    assert metric_names(expr) == {"a_seconds_bucket", "b_total", "c:rec:rate5m", "up", "d"}
+
+
+def rule_groups() -> list[dict[str, Any]]:
+    return [group for path in RULES for group in yaml.safe_load(path.read_text())["groups"]]
+
+
+def recorded_names() -> set[str]:
+    return {
+        rule["record"] for group in rule_groups() for rule in group["rules"] if "record" in rule
+    }
+
+
+def test_rules_name_only_exported_or_recorded_metrics() -> None:
+    known = exported_names() | recorded_names() | PROMETHEUS_OWN
+    for group in rule_groups():
+        for rule in group["rules"]:
+            names = metric_names(rule["expr"])
+            assert names, rule
+            assert names <= known, (rule.get("alert") or rule.get("record"), names - known)
+
+
+def dashboard_targets(datasource_type: str) -> list[dict[str, Any]]:
+    targets = []
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard["panels"]:
+            targets += [t for t in panel["targets"] if t["datasource"]["type"] == datasource_type]
+        for annotation in dashboard["annotations"]["list"]:
+            if annotation["datasource"].get("type") == datasource_type:
+                targets.append(annotation["target"])
+    return targets
+
+
+def grafana_promql(expr: str) -> str:
+    return re.sub(r"\$__(rate_interval|interval|range)", "5m", expr)
+
+
+def test_dashboard_promql_names_only_exported_metrics() -> None:
+    exported = exported_names()
+    targets = dashboard_targets("prometheus")
+    assert len(targets) >= 15
+    for target in targets:
+        names = metric_names(grafana_promql(target["expr"]))
+        assert names, target["expr"]
+        assert names <= exported, (target["expr"], names - exported)
+
+
+def test_dashboard_covers_the_issue() -> None:
+    exprs = " ".join(t["expr"] for t in dashboard_targets("prometheus"))
+    for needle in (
+        "sentiment_messages_consumed_total",  # throughput
+        "histogram_quantile(0.5,",
+        "histogram_quantile(0.95,",
+        "histogram_quantile(0.99,",
+        "sentiment_end_to_end_latency_seconds_bucket",
+        "sum by (label) (rate(sentiment_predictions_total",  # label mix from Prometheus
+        "sentiment_consumer_lag_messages",
+        "sentiment_dead_letters_total",
+        "sentiment_alert_active",
+    ):
+        assert needle in exprs, needle
+    queries = " ".join(t["rawSql"] for t in dashboard_targets("grafana-postgresql-datasource"))
+    assert "FROM sentiment_minute_counts" in queries  # label mix from Postgres aggregates
+    assert "FROM sentiment_alerts" in queries
+
+
+# --- Grafana SQL against the real schema --------------------------------------------------------
+
+FROM_TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+TO_TS = datetime(2024, 5, 1, 13, 0, tzinfo=UTC)
+
+
+def grafana_sql(query: str) -> str:
+    """Expand the Grafana PostgreSQL macros the dashboard uses into concrete SQL."""
+    span = f"'{FROM_TS.isoformat()}' AND '{TO_TS.isoformat()}'"
+    expanded = re.sub(r"\$__timeFilter\(([^)]+)\)", rf"\1 BETWEEN {span}", query)
+    expanded = expanded.replace("$__timeFrom()", f"'{FROM_TS.isoformat()}'")
+    expanded = expanded.replace("$__timeTo()", f"'{TO_TS.isoformat()}'")
+    assert "$" not in expanded, f"unexpanded Grafana macro in {query!r}"
+    return expanded
+
+
+@pytest.mark.integration
+def test_dashboard_sql_runs_against_the_migrated_schema(database_url: str) -> None:
+    upgrade(database_url)
+    targets = dashboard_targets("grafana-postgresql-datasource")
+    assert len(targets) >= 4
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        conn.execute(
+            "INSERT INTO sentiment_minute_counts (minute, label, count) VALUES "
+            "(%(m)s, 'negative', 3), (%(m)s, 'neutral', 5), (%(m)s, 'positive', 2)",
+            {"m": FROM_TS.replace(minute=30)},
+        )
+        conn.execute(
+            "INSERT INTO sentiment_alerts (id, kind, detected_at, window_start, window_end, "
+            "negative_share, baseline_share, peak_share, volume, zscore, model_version) VALUES "
+            "(gen_random_uuid(), 'negative_spike', %(t)s, %(t)s, %(t)s, 0.6, 0.2, 0.7, 500, 9.5, "
+            "'v1')",
+            {"t": FROM_TS.replace(minute=31)},
+        )
+        for target in targets:
+            rows = conn.execute(grafana_sql(target["rawSql"])).fetchall()
+            assert rows, target["rawSql"]
+        mix = conn.execute(
+            grafana_sql(
+                next(t["rawSql"] for t in targets if "OVER (PARTITION BY minute)" in t["rawSql"])
+            )
+        ).fetchall()
+        assert [(label, float(share)) for _, label, share in mix] == [
+            ("negative", 30.0),
+            ("neutral", 50.0),
+            ("positive", 20.0),
+        ]
+
+
+# --- Grafana provisioning ----------------------------------------------------------------------
+
+
+def test_provisioning_names_the_datasources_the_dashboard_uses() -> None:
+    provisioned = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "sentiment-stream.yml").read_text()
+    )["datasources"]
+    by_uid = {d["uid"]: d["type"] for d in provisioned}
+    used = {
+        (t["datasource"]["uid"], t["datasource"]["type"])
+        for kind in ("prometheus", "grafana-postgresql-datasource")
+        for t in dashboard_targets(kind)
+    }
+    assert used == set(by_uid.items())
+    providers = yaml.safe_load(
+        (GRAFANA / "provisioning" / "dashboards" / "sentiment-stream.yml").read_text()
+    )["providers"]
+    assert providers[0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        assert dashboard["uid"]
+        assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
