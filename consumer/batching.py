@@ -58,6 +58,10 @@ class MicroBatcher:
             self._started_at = self._clock()
         self._batch.add(record, outcome)
 
+    def room(self) -> int:
+        """Records the open batch can still take before it is full."""
+        return max(0, self.max_posts - len(self._batch))
+
     def time_left(self) -> float:
         """Seconds until the open batch is due (``max_wait_s`` when there is none)."""
         if not self._batch:

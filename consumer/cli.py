@@ -41,7 +41,6 @@ def consume(**kwargs: Any) -> None:
     _check_database(settings)
     state = PipelineState(model_loaded=True)
     metrics = PipelineMetrics()
-    metrics.model_info.info({"version": scorer.version, "labels": ",".join(scorer.labels)})
     runtime = observability.start(settings, scorer, metrics, state)
     try:
         pipeline = build_pipeline(

@@ -206,7 +206,8 @@ class Pipeline:
         if self._pending is not None and not self._paused:
             return  # a short wait for the scorer: no fetching meanwhile, and no pause yet
         timeout = min(self._batcher.time_left(), POLL_INTERVAL_S)
-        for message in self._consumer.consume(self._settings.batch_size, timeout):
+        # Never more than the open batch has room for: batches stay within batch_size.
+        for message in self._consumer.consume(max(1, self._batcher.room()), timeout):
             self._accept(message)
         if self._pending is None and self._batcher.ready():
             batch = self._batcher.take()

@@ -27,9 +27,11 @@ def post(text: str = "hello") -> Post:
 
 def test_a_batch_is_ready_when_full() -> None:
     batcher = MicroBatcher(max_posts=3, max_wait_s=10, clock=FakeClock())
+    assert batcher.room() == 3
     for offset in range(2):
         batcher.add(record(offset), post())
     assert not batcher.ready()
+    assert batcher.room() == 1
     batcher.add(record(2), post())
     assert batcher.ready()
     batch = batcher.take()

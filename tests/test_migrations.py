@@ -6,7 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 
+from storage.migrate import alembic_config
 from tests.conftest import CLI, cli_env
 from tests.pipeline_support import query
 
@@ -36,7 +38,8 @@ def test_upgrade_downgrade_and_upgrade_again(database_url: str, tmp_path: Path) 
 
     up = db("upgrade", url=database_url, cwd=tmp_path)
     assert up.returncode == 0, up.stderr
-    assert db("current", url=database_url, cwd=tmp_path).stdout.strip().startswith("0001")
+    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+    assert db("current", url=database_url, cwd=tmp_path).stdout.strip() == head
     assert {"scored_posts", "sentiment_minute_counts"} <= tables(database_url)
     indexes = {name for (name,) in query(database_url, "SELECT indexname FROM pg_indexes")}
     assert {"ix_scored_posts_created_at", "uq_scored_posts_kafka_position"} <= indexes
