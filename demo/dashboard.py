@@ -41,7 +41,7 @@ def _figures(monitor: Monitor) -> Table:
     table.add_column(justify="right")
     share = latest.negative_share if latest else None
     rows = [
-        ("posts sent", f"{sim.sent:,}", "scored", f"{latest.scored if latest else 0:,.0f}"),
+        ("messages sent", f"{sim.sent:,}", "scored", f"{latest.scored if latest else 0:,.0f}"),
         ("sent/s", f"{sim.rate_per_s:,.1f}", "scored/s", f"{monitor.posts_per_s():,.1f}"),
         (
             "latency p50",

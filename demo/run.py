@@ -175,7 +175,15 @@ class DemoRun:
             self._kafka_config(services),
         )
         monitor = Monitor(consumer.metrics_url, DemoDatabase(services.database_url), simulator)
-        sender = threading.Thread(target=simulator.run, args=(stop,), name="simulator")
+        failures: list[Exception] = []
+
+        def send() -> None:
+            try:
+                simulator.run(stop)
+            except Exception as error:  # handed to the main thread, which reports it
+                failures.append(error)
+
+        sender = threading.Thread(target=send, name="simulator")
         view = self.dashboard(monitor, consumer, services) if self.dashboard else nullcontext()
         with view:
             sender.start()
@@ -183,6 +191,8 @@ class DemoRun:
                 monitor.poll()
                 _check_alive(consumer)
                 sender.join(POLL_S)
+            if failures:
+                raise failures[0]
             # Let the consumer finish what was sent: stored or dead-lettered.
             deadline = time.monotonic() + options.drain_timeout_s
             while not stop.is_set() and time.monotonic() < deadline:

@@ -212,7 +212,9 @@ def simulate(**kwargs: Any) -> None:
         ):
             summary = simulator.run(stop)
     except KafkaException as error:
-        raise click.ClickException(f"Kafka at {settings.bootstrap_servers}: {error}") from None
+        raise click.ClickException(
+            f"cannot reach Kafka at {settings.bootstrap_servers}: {error.args[0].str()}"
+        ) from None
     if kwargs["as_json"]:
         click.echo(json.dumps(summary.to_dict()))
     else:
