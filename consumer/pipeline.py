@@ -419,7 +419,7 @@ def build_pipeline(
             settings.database_url_value(), labels=scorer.labels, model_version=scorer.version
         ),
         dead_letters=DeadLetterPublisher(
-            settings.kafka_config(), settings.dlq_topic, settings.group_id, metrics
+            settings.producer_kafka_config(), settings.dlq_topic, settings.group_id, metrics
         ),
         metrics=metrics,
         state=state,

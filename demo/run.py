@@ -137,12 +137,14 @@ class DemoRun:
         result.interrupted = self.stop.is_set()
         return result
 
-    def _kafka_config(self, services: Services) -> dict[str, Any]:
-        return self.settings.kafka_config(**{"bootstrap.servers": services.bootstrap_servers})
+    def _producer_config(self, services: Services) -> dict[str, Any]:
+        return self.settings.producer_kafka_config(
+            **{"bootstrap.servers": services.bootstrap_servers}
+        )
 
     def _run_consumer(self, services: Services, workdir: Path, result: DemoResult) -> None:
         """Start the consumer, drive the stream through it, and stop it whatever happens."""
-        ensure_topic(self._kafka_config(services), self.settings.topic, self.options.partitions)
+        ensure_topic(self._producer_config(services), self.settings.topic, self.options.partitions)
         consumer = ConsumerProcess(self.settings, services, workdir / "consumer.log")
         result.consumer_pid = consumer.pid
         try:
@@ -172,7 +174,7 @@ class DemoRun:
                 poison_rate=options.poison_rate,
                 partitions=options.partitions,
             ),
-            self._kafka_config(services),
+            self._producer_config(services),
         )
         monitor = Monitor(consumer.metrics_url, DemoDatabase(services.database_url), simulator)
         failures: list[Exception] = []

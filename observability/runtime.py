@@ -86,7 +86,7 @@ def start(
     metrics.model_info.info({"version": scorer.version, "labels": ",".join(scorer.labels)})
     if settings.alerts_topic and alert_producer is None:
         alert_producer = Producer(
-            settings.kafka_config(**{"enable.idempotence": True, "linger.ms": 0})
+            settings.producer_kafka_config(**{"enable.idempotence": True, "linger.ms": 0})
         )
     sink = AlertSink(
         settings.database_url_value(),
