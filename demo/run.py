@@ -36,10 +36,24 @@ POLL_S = 1.0
 FINE_BUCKET_S = 10  # the chart's finer panel, so a one-minute demo shows a shape
 
 
+# Shorter runs often end before an alert fires: the consumer starts late, the detector wants
+# a baseline and a full window first, and the spike is short.
+SHORTEST_ALERTING_DURATION_S = 45.0
+SPIKE_START = 0.4  # of the run
+
+
 def demo_spike(duration_s: float) -> Spike:
     """A spike from 40% to 70% of the run: after the detector has a baseline (its window plus
     a few hundred posts), long enough to fill its window, and with quiet time after."""
-    return Spike(at_s=0.4 * duration_s, duration_s=0.3 * duration_s, negative_share=0.8)
+    return Spike(at_s=SPIKE_START * duration_s, duration_s=0.3 * duration_s, negative_share=0.8)
+
+
+def shortest_alerting_duration(rate_per_s: float, baseline_posts: int) -> float:
+    """Below this many seconds a run probably ends without a spike alert: too short, or too
+    slow for the detector's baseline of ``baseline_posts`` posts to fill before the spike."""
+    if rate_per_s <= 0:  # as fast as the broker takes them
+        return SHORTEST_ALERTING_DURATION_S
+    return max(SHORTEST_ALERTING_DURATION_S, baseline_posts / (SPIKE_START * rate_per_s))
 
 
 @dataclass(frozen=True)
