@@ -68,6 +68,32 @@ def postgres_data_dirs(pids: dict[int, float]) -> list[Path]:
     return dirs
 
 
+def test_demo_warns_of_a_short_run_and_explains_an_unreachable_database(
+    tweeteval_dir: Path,
+) -> None:
+    given = [
+        "--bootstrap-servers",
+        "127.0.0.1:1",
+        "--database-url",
+        "postgresql://u:pw@127.0.0.1:1/x",
+    ]
+    result = subprocess.run(
+        [*CLI, "demo", "--headless", "--duration", "20", "--data", str(tweeteval_dir), *given],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "--duration 20 at 25 posts/s probably ends before a spike alert" in result.stderr
+    assert "try --duration 45 or more" in result.stderr
+    assert "Error: cannot reach the database at postgresql://u:***@127.0.0.1:1/x" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert ":pw@" not in result.stderr
+
+
 @pytest.mark.integration
 def test_stack_up_prints_addresses_and_stops_everything(tmp_path: Path) -> None:
     process = subprocess.Popen(
