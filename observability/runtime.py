@@ -67,7 +67,12 @@ class ObservabilityRuntime:
     def _tick_forever(self) -> None:
         assert self.spike_observer is not None
         while not self._stop_ticks.wait(TICK_S):
-            self.spike_observer.tick()
+            try:
+                self.spike_observer.tick()
+            except Exception:
+                # Logged, and the next tick comes: a dead ticker would leave an alert firing
+                # forever once the stream stops.
+                log.exception("spike detector tick failed")
 
 
 def start(
