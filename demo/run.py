@@ -203,10 +203,15 @@ class DemoRun:
         view = self.dashboard(monitor, consumer, services) if self.dashboard else nullcontext()
         with view:
             sender.start()
-            while sender.is_alive():
-                monitor.poll()
-                _check_alive(consumer)
-                sender.join(POLL_S)
+            try:
+                while sender.is_alive():
+                    monitor.poll()
+                    _check_alive(consumer)
+                    sender.join(POLL_S)
+            finally:
+                if sender.is_alive():  # the consumer died: stop sending, as on Ctrl-C
+                    stop.set()
+                    sender.join()
             if failures:
                 raise failures[0]
             # Let the consumer finish what was sent: stored or dead-lettered.
