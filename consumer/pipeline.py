@@ -142,10 +142,6 @@ class Pipeline:
             self._abandon.set()
         self._stop.set()
 
-    def check_broker(self, timeout_s: float) -> None:
-        """Raise KafkaException unless the broker answers within ``timeout_s``."""
-        self._consumer.list_topics(timeout=timeout_s)
-
     def run(self) -> None:
         for stage in self._stages:
             stage.start()
