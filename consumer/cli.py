@@ -36,9 +36,16 @@ def consume(**kwargs: Any) -> None:
     from consumer.pipeline import PipelineFailedError, build_pipeline
     from observability import runtime as observability
     from observability.metrics import PipelineMetrics
+    from sentiment_stream.kafka_admin import Admin
 
     scorer = _load_scorer(settings)
     _check_database(settings)
+    try:
+        Admin(settings.producer_kafka_config()).topics(BROKER_CHECK_TIMEOUT_S)
+    except KafkaException as error:
+        raise click.ClickException(
+            f"cannot reach Kafka at {settings.bootstrap_servers}: {error.args[0].str()}"
+        ) from None
     state = PipelineState(model_loaded=True)
     metrics = PipelineMetrics()
     runtime = observability.start(settings, scorer, metrics, state)
@@ -46,12 +53,6 @@ def consume(**kwargs: Any) -> None:
         pipeline = build_pipeline(
             settings, scorer=scorer, metrics=metrics, state=state, observers=runtime.observers
         )
-        try:
-            pipeline.check_broker(BROKER_CHECK_TIMEOUT_S)
-        except KafkaException as error:
-            raise click.ClickException(
-                f"cannot reach Kafka at {settings.bootstrap_servers}: {error.args[0].str()}"
-            ) from None
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: pipeline.stop())
         pipeline.run()

@@ -146,10 +146,6 @@ class Pipeline:
             self._abandon.set()
         self._stop.set()
 
-    def check_broker(self, timeout_s: float) -> None:
-        """Raise KafkaException unless the broker answers within ``timeout_s``."""
-        self._consumer.list_topics(timeout=timeout_s)
-
     def run(self) -> None:
         for stage in self._stages:
             stage.start()
@@ -282,18 +278,29 @@ class Pipeline:
         return False
 
     def _hand_over_open_batches(self, deadline: float) -> bool:
-        """Send the waiting and the open batch down the stages; wait until all are committed."""
-        for batch in (self._pending, self._batcher.take()):
-            if batch is None:
-                continue
-            self._in_flight.add()
-            if not self._put_until(self._to_score, batch, deadline):
-                self._in_flight.done()
+        """Send the waiting and the open batch down the stages; wait until all are committed.
+
+        A batch the scorer does not take by ``deadline`` stays the waiting one (never dropped:
+        the partitions kept after a revocation go on, and their later commits would skip it).
+        """
+        if self._pending is not None:
+            if not self._hand_over(self._pending, deadline):
                 return False
-        self._pending = None
+            self._pending = None
+        batch = self._batcher.take()
+        if batch is not None and not self._hand_over(batch, deadline):
+            self._pending, self._pending_since = batch, time.monotonic()
+            return False
         drained = self._in_flight.wait_empty(deadline)
         self._commit_stored()
         return drained
+
+    def _hand_over(self, batch: Batch, deadline: float) -> bool:
+        self._in_flight.add()
+        if self._put_until(self._to_score, batch, deadline):
+            return True
+        self._in_flight.done()
+        return False
 
     # --- the stages' work ------------------------------------------------------------------
 
@@ -412,7 +419,7 @@ def build_pipeline(
             settings.database_url_value(), labels=scorer.labels, model_version=scorer.version
         ),
         dead_letters=DeadLetterPublisher(
-            settings.kafka_config(), settings.dlq_topic, settings.group_id, metrics
+            settings.producer_kafka_config(), settings.dlq_topic, settings.group_id, metrics
         ),
         metrics=metrics,
         state=state,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -19,7 +20,14 @@ from rich.table import Table
 from demo.consumer_process import ConsumerProcess
 from demo.dashboard import Endpoints, format_seconds, live_dashboard
 from demo.monitor import Monitor
-from demo.run import DashboardFactory, DemoOptions, DemoResult, DemoRun
+from demo.run import (
+    SHORTEST_ALERTING_DURATION_S,
+    DashboardFactory,
+    DemoOptions,
+    DemoResult,
+    DemoRun,
+    shortest_alerting_duration,
+)
 from demo.services import Services, running_services
 from producer_sim.cli import RATE, data_options, load_tweets, poison_rate_option, seed_option
 from sentiment_stream.logs import configure_logging
@@ -46,7 +54,8 @@ def _clear_errors() -> Iterator[None]:
     type=click.FloatRange(min=20),
     default=120.0,
     show_default=True,
-    help="Seconds of simulated traffic (a negative spike runs from 40% to 70%).",
+    help="Seconds of simulated traffic (a negative spike runs from 40% to 70%; "
+    f"below {SHORTEST_ALERTING_DURATION_S:.0f} s the run may end before an alert fires).",
 )
 @click.option("--rate", type=RATE, default=25.0, show_default=True, help="Posts per second.")
 @poison_rate_option(0.01)
@@ -92,6 +101,16 @@ def demo(**kwargs: Any) -> None:
         keep_data=kwargs["keep_data"],
     )
     console = Console(stderr=True)
+    baseline = settings.alert_baseline_min_volume
+    shortest = shortest_alerting_duration(options.rate_per_s, baseline)
+    if options.duration_s < shortest:
+        console.print(
+            f"[yellow]warning[/]: --duration {options.duration_s:g} at {options.rate_per_s:g} "
+            "posts/s probably ends before a spike alert can fire (the detector needs a "
+            f"baseline of {baseline} posts before the spike at 40% of the run); "
+            f"try --duration {math.ceil(shortest)} or more",
+            soft_wrap=True,
+        )
     stop = threading.Event()
     with stop_on_signals(stop), _clear_errors():
         if headless:

@@ -36,10 +36,24 @@ POLL_S = 1.0
 FINE_BUCKET_S = 10  # the chart's finer panel, so a one-minute demo shows a shape
 
 
+# Shorter runs often end before an alert fires: the consumer starts late, the detector wants
+# a baseline and a full window first, and the spike is short.
+SHORTEST_ALERTING_DURATION_S = 45.0
+SPIKE_START = 0.4  # of the run
+
+
 def demo_spike(duration_s: float) -> Spike:
     """A spike from 40% to 70% of the run: after the detector has a baseline (its window plus
     a few hundred posts), long enough to fill its window, and with quiet time after."""
-    return Spike(at_s=0.4 * duration_s, duration_s=0.3 * duration_s, negative_share=0.8)
+    return Spike(at_s=SPIKE_START * duration_s, duration_s=0.3 * duration_s, negative_share=0.8)
+
+
+def shortest_alerting_duration(rate_per_s: float, baseline_posts: int) -> float:
+    """Below this many seconds a run probably ends without a spike alert: too short, or too
+    slow for the detector's baseline of ``baseline_posts`` posts to fill before the spike."""
+    if rate_per_s <= 0:  # as fast as the broker takes them
+        return SHORTEST_ALERTING_DURATION_S
+    return max(SHORTEST_ALERTING_DURATION_S, baseline_posts / (SPIKE_START * rate_per_s))
 
 
 @dataclass(frozen=True)
@@ -137,12 +151,14 @@ class DemoRun:
         result.interrupted = self.stop.is_set()
         return result
 
-    def _kafka_config(self, services: Services) -> dict[str, Any]:
-        return self.settings.kafka_config(**{"bootstrap.servers": services.bootstrap_servers})
+    def _producer_config(self, services: Services) -> dict[str, Any]:
+        return self.settings.producer_kafka_config(
+            **{"bootstrap.servers": services.bootstrap_servers}
+        )
 
     def _run_consumer(self, services: Services, workdir: Path, result: DemoResult) -> None:
         """Start the consumer, drive the stream through it, and stop it whatever happens."""
-        ensure_topic(self._kafka_config(services), self.settings.topic, self.options.partitions)
+        ensure_topic(self._producer_config(services), self.settings.topic, self.options.partitions)
         consumer = ConsumerProcess(self.settings, services, workdir / "consumer.log")
         result.consumer_pid = consumer.pid
         try:
@@ -172,7 +188,7 @@ class DemoRun:
                 poison_rate=options.poison_rate,
                 partitions=options.partitions,
             ),
-            self._kafka_config(services),
+            self._producer_config(services),
         )
         monitor = Monitor(consumer.metrics_url, DemoDatabase(services.database_url), simulator)
         failures: list[Exception] = []
@@ -187,10 +203,15 @@ class DemoRun:
         view = self.dashboard(monitor, consumer, services) if self.dashboard else nullcontext()
         with view:
             sender.start()
-            while sender.is_alive():
-                monitor.poll()
-                _check_alive(consumer)
-                sender.join(POLL_S)
+            try:
+                while sender.is_alive():
+                    monitor.poll()
+                    _check_alive(consumer)
+                    sender.join(POLL_S)
+            finally:
+                if sender.is_alive():  # the consumer died: stop sending, as on Ctrl-C
+                    stop.set()
+                    sender.join()
             if failures:
                 raise failures[0]
             # Let the consumer finish what was sent: stored or dead-lettered.

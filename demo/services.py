@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
+from sqlalchemy.exc import OperationalError
 
 from embedded import EmbeddedBroker, EmbeddedPostgres
 from sentiment_stream.settings import Settings
@@ -62,5 +63,8 @@ def running_services(settings: Settings, data_dir: Path | None = None) -> Iterat
             services.database_url = postgres.create_database(DATABASE)
             services.embedded_pids["postgres"] = postgres.pid or 0
             log.info("embedded PostgreSQL started", url=services.printable_database_url)
-        migrate.upgrade(services.database_url)
+        try:
+            migrate.upgrade(services.database_url)
+        except OperationalError as error:
+            raise RuntimeError(migrate.unreachable(services.database_url, error)) from None
         yield services

@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 import structlog
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 from psycopg.types.json import Jsonb
 
 from observability.spike import SpikeAlert
@@ -174,9 +174,10 @@ class AlertSink:
                 on_delivery=_log_delivery,
             )
             self._producer.poll(0)
-        except (BufferError, RuntimeError) as error:
-            # librdkafka retries by itself; a full queue or closed producer only loses the copy
-            # on the topic, the table row is still written.
+        except (BufferError, RuntimeError, KafkaException) as error:
+            # librdkafka retries by itself; a full queue, a closed producer or a refused message
+            # only loses the copy on the topic: the table row is still written (and the thread
+            # that writes every later alert lives on).
             log.error("alert not produced", alert_id=record["id"], error=str(error))
 
     def _reset_connection(self) -> None:

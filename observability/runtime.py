@@ -67,7 +67,12 @@ class ObservabilityRuntime:
     def _tick_forever(self) -> None:
         assert self.spike_observer is not None
         while not self._stop_ticks.wait(TICK_S):
-            self.spike_observer.tick()
+            try:
+                self.spike_observer.tick()
+            except Exception:
+                # Logged, and the next tick comes: a dead ticker would leave an alert firing
+                # forever once the stream stops.
+                log.exception("spike detector tick failed")
 
 
 def start(
@@ -86,7 +91,7 @@ def start(
     metrics.model_info.info({"version": scorer.version, "labels": ",".join(scorer.labels)})
     if settings.alerts_topic and alert_producer is None:
         alert_producer = Producer(
-            settings.kafka_config(**{"enable.idempotence": True, "linger.ms": 0})
+            settings.producer_kafka_config(**{"enable.idempotence": True, "linger.ms": 0})
         )
     sink = AlertSink(
         settings.database_url_value(),

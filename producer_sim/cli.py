@@ -200,7 +200,7 @@ def simulate(**kwargs: Any) -> None:
         compression=kwargs["compression"],
     )
     try:
-        simulator = Simulator(config, settings.kafka_config())
+        simulator = Simulator(config, settings.producer_kafka_config())
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     console = Console(stderr=True)

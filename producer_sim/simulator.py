@@ -2,7 +2,7 @@
 
 Used by ``sentiment-stream simulate`` and, in-process, by the demo::
 
-    summary = Simulator(config, settings.kafka_config()).run(stop_event)
+    summary = Simulator(config, settings.producer_kafka_config()).run(stop_event)
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ from typing import Any
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
+
+from sentiment_stream.kafka_admin import Admin
 
 log = structlog.get_logger(__name__)
 
@@ -23,18 +24,17 @@ def ensure_topic(
 
     Only creates: some brokers (tansu) cannot add partitions later, and changing the partition
     count of a live topic reshuffles keys, so an existing topic is left as it is.
-    ``replication_factor`` -1 takes the broker's default.
+    ``replication_factor`` -1 takes the broker's default. KafkaException at once when no
+    broker answers.
     """
-    admin = AdminClient(kafka_config)
-    # Listing all topics, not the one topic: a metadata request naming a missing topic makes
-    # brokers with auto-creation on (tansu, many dev setups) create it with default settings.
-    existing = admin.list_topics(timeout=timeout_s).topics
+    admin = Admin(kafka_config)
+    existing = admin.topics(timeout_s)
     if topic in existing:
         count = len(existing[topic].partitions)
         if count != partitions:
             log.warning("topic_exists", topic=topic, partitions=count, requested=partitions)
         return count
-    futures = admin.create_topics(
+    futures = admin.client.create_topics(
         [NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor)],
         request_timeout=timeout_s,
     )
@@ -44,5 +44,5 @@ def ensure_topic(
     except KafkaException as error:
         if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
             raise
-    created = admin.list_topics(timeout=timeout_s).topics.get(topic)
+    created = admin.topics(timeout_s).get(topic)
     return len(created.partitions) if created else partitions

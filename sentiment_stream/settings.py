@@ -24,6 +24,44 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model" / "assets" 
 # librdkafka settings come from KAFKA_* variables: KAFKA_SASL_PASSWORD -> sasl.password.
 KAFKA_ENV_PREFIX = "KAFKA_"
 _NOT_LIBRDKAFKA = {"KAFKA_BOOTSTRAP_SERVERS"}
+# librdkafka properties that only a consumer reads. KAFKA_* variables serve every client, so a
+# producer or admin client would get them too, and log "... is a consumer property and will be
+# ignored" for each: :meth:`Settings.producer_kafka_config` leaves them out.
+CONSUMER_ONLY_KAFKA_OPTIONS = frozenset(
+    {
+        "auto.commit.enable",
+        "auto.commit.interval.ms",
+        "auto.offset.reset",
+        "check.crcs",
+        "consume.callback.max.messages",
+        "coordinator.query.interval.ms",
+        "enable.auto.commit",
+        "enable.auto.offset.store",
+        "enable.partition.eof",
+        "fetch.error.backoff.ms",
+        "fetch.max.bytes",
+        "fetch.message.max.bytes",
+        "fetch.min.bytes",
+        "fetch.queue.backoff.ms",
+        "fetch.wait.max.ms",
+        "group.id",
+        "group.instance.id",
+        "group.protocol",
+        "group.protocol.type",
+        "group.remote.assignor",
+        "heartbeat.interval.ms",
+        "isolation.level",
+        "max.partition.fetch.bytes",
+        "max.poll.interval.ms",
+        "offset.store.method",
+        "offset.store.path",
+        "offset.store.sync.interval.ms",
+        "partition.assignment.strategy",
+        "queued.max.messages.kbytes",
+        "queued.min.messages",
+        "session.timeout.ms",
+    }
+)
 
 
 def librdkafka_options_from_env(environ: Mapping[str, str]) -> dict[str, SecretStr]:
@@ -120,6 +158,14 @@ class Settings(BaseSettings):
         config.update({k: v.get_secret_value() for k, v in self.kafka_options.items()})
         config.update(overrides)
         return config
+
+    def producer_kafka_config(self, **overrides: Any) -> dict[str, Any]:
+        """:meth:`kafka_config` for a producer or admin client: no consumer-only properties."""
+        return {
+            name: value
+            for name, value in self.kafka_config(**overrides).items()
+            if name not in CONSUMER_ONLY_KAFKA_OPTIONS
+        }
 
     def database_url_value(self) -> str:
         return self.database_url.get_secret_value()

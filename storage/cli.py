@@ -12,7 +12,6 @@ from sqlalchemy.exc import OperationalError
 
 from sentiment_stream.logs import configure_logging
 from sentiment_stream.settings import Settings, load_settings, settings_options
-from storage.urls import redacted
 
 log = structlog.get_logger(__name__)
 
@@ -23,15 +22,15 @@ def db() -> None:
 
 
 def _run(kwargs: dict[str, Any], action: Callable[[str], None]) -> None:
+    from storage import migrate
+
     settings: Settings = load_settings(kwargs)
     configure_logging(settings.log_level, settings.log_format)
     url = settings.database_url_value()
     try:
         action(url)
     except OperationalError as error:
-        raise click.ClickException(
-            f"cannot reach the database at {redacted(url)}: {error.orig or error}"
-        ) from None
+        raise click.ClickException(migrate.unreachable(url, error)) from None
     except CommandError as error:
         raise click.ClickException(str(error)) from None
 

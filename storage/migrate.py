@@ -8,8 +8,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, pool
+from sqlalchemy.exc import OperationalError
 
 import migrations
+from storage.urls import redacted
 
 
 def alembic_config(database_url: str) -> Config:
@@ -19,6 +21,11 @@ def alembic_config(database_url: str) -> Config:
     # Kept out of the ini options, where '%' in a password would be read as interpolation.
     config.attributes["url"] = database_url
     return config
+
+
+def unreachable(database_url: str, error: OperationalError) -> str:
+    """What to tell a user whose database did not answer (the password masked)."""
+    return f"cannot reach the database at {redacted(database_url)}: {error.orig or error}"
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:

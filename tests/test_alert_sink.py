@@ -7,11 +7,11 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from observability.alert_sink import AlertSink
 from observability.spike import AlertKind, SpikeAlert
@@ -93,6 +93,30 @@ def test_database_failures_are_retried(database_url: str) -> None:
     sink.close()
     assert len(attempts) == 3
     assert len(alert_rows(database_url)) == 1
+
+
+class RefusingProducer:
+    """A producer that refuses every message, as librdkafka does one that is too large."""
+
+    def produce(self, *_args: Any, **_kwargs: Any) -> None:
+        raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+
+    def poll(self, _timeout: float) -> int:
+        return 0
+
+    def flush(self, _timeout: float) -> int:
+        return 0
+
+
+def test_a_refused_topic_copy_still_stores_every_alert(database_url: str) -> None:
+    upgrade(database_url)
+    producer = cast(Producer, RefusingProducer())
+    sink = AlertSink(database_url, "model-v1", topic="alerts", producer=producer)
+    sink.submit(an_alert())
+    sink.submit(an_alert())
+    sink.close()
+    assert sink.written == 2
+    assert len(alert_rows(database_url)) == 2
 
 
 def test_submit_never_blocks_and_close_gives_up_by_its_deadline(database_url: str) -> None:

@@ -173,3 +173,5 @@ def test_clear_errors_for_what_a_user_gets_wrong(
     broker_down = run_consume(with_option("--bootstrap-servers", "127.0.0.1:1"))
     assert broker_down.returncode == 1
     assert "cannot reach Kafka at 127.0.0.1:1" in broker_down.stderr
+    assert "Connection refused" in broker_down.stderr
+    assert "|FAIL|" not in broker_down.stderr  # no raw librdkafka log lines

@@ -9,13 +9,18 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import psutil
 import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from sentiment_stream.settings import DEFAULT_MODEL_DIR
+from demo.consumer_process import ConsumerProcess
+from demo.run import DemoOptions, DemoResult, DemoRun
+from demo.services import Services
+from model.data import read_splits
+from sentiment_stream.settings import DEFAULT_MODEL_DIR, Settings
 from storage.urls import libpq_url
 from tests.conftest import CLI, ROOT, cli_env
 
@@ -66,6 +71,61 @@ def postgres_data_dirs(pids: dict[int, float]) -> list[Path]:
         if "-D" in argv:
             dirs.append(Path(argv[argv.index("-D") + 1]))
     return dirs
+
+
+def test_demo_warns_of_a_short_run_and_explains_an_unreachable_database(
+    tweeteval_dir: Path,
+) -> None:
+    given = [
+        "--bootstrap-servers",
+        "127.0.0.1:1",
+        "--database-url",
+        "postgresql://u:pw@127.0.0.1:1/x",
+    ]
+    result = subprocess.run(
+        [*CLI, "demo", "--headless", "--duration", "20", "--data", str(tweeteval_dir), *given],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "--duration 20 at 25 posts/s probably ends before a spike alert" in result.stderr
+    assert "try --duration 45 or more" in result.stderr
+    assert "Error: cannot reach the database at postgresql://u:***@127.0.0.1:1/x" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert ":pw@" not in result.stderr
+
+
+class DeadConsumer:
+    """A consumer child that has already exited."""
+
+    metrics_url = "http://127.0.0.1:1/metrics"
+
+    def alive(self) -> bool:
+        return False
+
+    def log_tail(self) -> str:
+        return "(killed)"
+
+
+@pytest.mark.integration
+def test_a_consumer_that_dies_stops_the_simulator_too(
+    kafka_bootstrap: str, topic: str, tweeteval_dir: Path
+) -> None:
+    tweets = read_splits(tweeteval_dir, ["val"])[:100]
+    options = DemoOptions(tweets=tweets, duration_s=600.0, rate_per_s=5.0, partitions=1)
+    services = Services(kafka_bootstrap, "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    run = DemoRun(Settings(topic=topic, _env_file=None), options, threading.Event())  # type: ignore[call-arg]
+    try:
+        with pytest.raises(RuntimeError, match="the consumer stopped unexpectedly"):
+            run._stream(services, cast(ConsumerProcess, DeadConsumer()), DemoResult(services))
+        # Not sending on for the remaining ten minutes, and keeping the process alive.
+        assert not any(thread.name == "simulator" for thread in threading.enumerate())
+    finally:
+        run.stop.set()
 
 
 @pytest.mark.integration

@@ -10,7 +10,7 @@ from prometheus_client import generate_latest
 
 from demo.chart import write_chart
 from demo.database import Alert
-from demo.run import demo_spike
+from demo.run import SHORTEST_ALERTING_DURATION_S, demo_spike, shortest_alerting_duration
 from demo.scrape import MetricsSnapshot, bucket_delta, parse, quantile
 from observability.metrics import PipelineMetrics
 
@@ -92,3 +92,10 @@ def test_the_spike_sits_inside_the_run_with_quiet_time_around() -> None:
     assert spike.at_s == 40.0
     assert spike.at_s + spike.duration_s == pytest.approx(70.0)
     assert spike.negative_share > 0.5
+
+
+def test_runs_too_short_or_too_slow_for_an_alert_are_known() -> None:
+    assert shortest_alerting_duration(25.0, 200) == SHORTEST_ALERTING_DURATION_S
+    assert shortest_alerting_duration(0.0, 200) == SHORTEST_ALERTING_DURATION_S  # unpaced
+    # At 5 posts/s the 200-post baseline fills only after 40 s: the spike must start later.
+    assert shortest_alerting_duration(5.0, 200) == pytest.approx(100.0)

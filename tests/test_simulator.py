@@ -8,19 +8,23 @@ import random
 import signal
 import subprocess
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaException
 
+from embedded.process import free_port
 from model.data import LabelledTweet, read_splits
 from producer_sim.download import DownloadError, download_tweeteval
 from producer_sim.pacing import Pacer
 from producer_sim.poison import PoisonKind, poison_value
 from producer_sim.posts import AuthorPool, Spike, TweetPicker, post_fields
 from producer_sim.simulator import KIND_HEADER, POISON_HEADER, Simulator, SimulatorConfig
+from producer_sim.topics import ensure_topic
 from sentiment_stream.contract import GOLD_LABEL_HEADER, MAX_TEXT_CHARS
 from tests.conftest import CLI, ROOT, cli_env
 from tests.simulator_helpers import consume_all
@@ -261,6 +265,23 @@ def test_cli_sigterm_flushes_and_exits_cleanly(
     assert summary["stop_reason"] == "stopped"
     assert summary["sent"] == summary["acknowledged"] > 100
     assert len(consume_all(kafka_bootstrap, topic, summary["sent"])) == summary["sent"]
+
+
+def test_an_unreachable_broker_fails_at_once_not_at_the_timeout() -> None:
+    started = time.monotonic()
+    with pytest.raises(KafkaException, match="Connection refused"):
+        ensure_topic({"bootstrap.servers": f"127.0.0.1:{free_port()}"}, "posts", 1, timeout_s=60)
+    assert time.monotonic() - started < 30
+
+
+def test_cli_unreachable_broker_is_one_clear_line(tweeteval_dir: Path) -> None:
+    port = free_port()  # nothing listens there
+    process = simulate("--data", str(tweeteval_dir), "--bootstrap-servers", f"127.0.0.1:{port}")
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 1
+    (line,) = err.strip().splitlines()  # no librdkafka log lines, no traceback
+    assert line.startswith(f"Error: cannot reach Kafka at 127.0.0.1:{port}: ")
+    assert "Connection refused" in line
 
 
 def test_cli_download_offline_names_data(tmp_path: Path) -> None:
