@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from consumer.records import DeadLetter
 from observability.metrics import PipelineMetrics
@@ -16,6 +16,10 @@ log = structlog.get_logger(__name__)
 
 # Idempotent and acks=all: a dead letter is confirmed only once every in-sync replica has it.
 PRODUCER_SETTINGS = {"enable.idempotence": True, "acks": "all", "linger.ms": 5}
+# A message near the size limit no longer fits once the DLQ headers are added. Rather than
+# fail on it forever (the batch would be replayed and fail again), its value is cut to this
+# many bytes and DlqHeader.VALUE_TRUNCATED_FROM says how long it was.
+TRUNCATED_VALUE_BYTES = 16 * 1024
 
 
 class DeadLetterDeliveryError(Exception):
@@ -57,20 +61,14 @@ class DeadLetterPublisher:
     def publish(self, letters: Sequence[DeadLetter], timeout_s: float = 30.0) -> None:
         """Produce and flush; DeadLetterDeliveryError unless all are acknowledged."""
         failures: list[str] = []
-
-        def delivered(error: KafkaError | None, _message: Any) -> None:
-            if error is not None:
-                failures.append(str(error))
-
+        too_large: list[DeadLetter] = []
         for letter in letters:
-            self._producer.produce(
-                self.topic,
-                value=letter.record.value,
-                key=letter.record.key,
-                headers=dlq_headers(letter, self._group_id),
-                on_delivery=delivered,
-            )
+            self._produce(letter, failures, too_large)
         undelivered = self._producer.flush(timeout_s)
+        if too_large and not failures and not undelivered:
+            for letter in too_large:
+                self._produce(letter, failures, None)
+            undelivered = self._producer.flush(timeout_s)
         if failures or undelivered:
             raise DeadLetterDeliveryError(
                 f"{len(failures) + undelivered} of {len(letters)} dead letters not confirmed "
@@ -86,6 +84,39 @@ class DeadLetterPublisher:
                 partition=letter.record.partition,
                 offset=letter.record.offset,
             )
+
+    def _produce(
+        self, letter: DeadLetter, failures: list[str], too_large: list[DeadLetter] | None
+    ) -> None:
+        """Send one dead letter whole, or truncated when ``too_large`` is None.
+
+        A letter the client or the broker finds too large goes to ``too_large`` (to be sent
+        again truncated); any other failure goes to ``failures``.
+        """
+        value = letter.record.value
+        headers = dlq_headers(letter, self._group_id)
+        if too_large is None and value is not None:
+            headers.append((DlqHeader.VALUE_TRUNCATED_FROM, str(len(value))))
+            value = value[:TRUNCATED_VALUE_BYTES]
+
+        def delivered(error: KafkaError | None, _message: Any) -> None:
+            if error is None:
+                return
+            if too_large is not None and error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                too_large.append(letter)
+            else:
+                failures.append(str(error))
+
+        try:
+            self._producer.produce(
+                self.topic,
+                value=value,
+                key=letter.record.key,
+                headers=headers,
+                on_delivery=delivered,
+            )
+        except KafkaException as error:
+            delivered(error.args[0], None)
 
     def close(self, timeout_s: float = 10.0) -> None:
         self._producer.flush(timeout_s)

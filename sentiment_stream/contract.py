@@ -27,6 +27,9 @@ class DlqHeader(StrEnum):
     SOURCE_OFFSET = "x-dlq-source-offset"
     SOURCE_TIMESTAMP_MS = "x-dlq-source-timestamp-ms"
     CONSUMER_GROUP = "x-dlq-consumer-group"
+    # Only on a dead letter whose original value was too large for the dead-letter topic: the
+    # value is cut to its first bytes and this header holds the original length.
+    VALUE_TRUNCATED_FROM = "x-dlq-value-truncated-from"
 
 
 class DeadLetterReason(StrEnum):
