@@ -149,16 +149,18 @@ class Pipeline:
     def run(self) -> None:
         for stage in self._stages:
             stage.start()
-        self._consumer.subscribe(
-            [self._settings.topic],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )
-        self._state.running = True
-        self._state.database_ok = True
-        log.info("consuming", topic=self._settings.topic, group=self._settings.group_id)
         try:
+            # Inside the try: a subscribe that fails (bad topic name) still stops the stages
+            # and closes the consumer, producer and database connection.
+            self._consumer.subscribe(
+                [self._settings.topic],
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )
+            self._state.running = True
+            self._state.database_ok = True
+            log.info("consuming", topic=self._settings.topic, group=self._settings.group_id)
             while not self._stop.is_set():
                 self._poll_once()
         except BaseException as error:
