@@ -83,13 +83,7 @@ def demo(**kwargs: Any) -> None:
         settings.log_level if headless else "WARNING",
         settings.log_format if headless else "console",
     )
-    tweets = load_tweets(
-        kwargs["data"],
-        kwargs["splits"],
-        kwargs["download"],
-        kwargs["cache_dir"],
-        kwargs["download_url"],
-    )
+    tweets = load_tweets(kwargs)
     chart = kwargs["chart_path"] or Path(f"sentiment-demo-{datetime.now():%Y%m%d-%H%M%S}.png")
     options = DemoOptions(
         tweets=tweets,

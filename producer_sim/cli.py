@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,14 +87,13 @@ def data_options(command: Any) -> Any:
     return command
 
 
-def load_tweets(
-    data: Path | None,
-    splits: str,
-    download: bool,
-    cache_dir: Path | None,
-    download_url: str,
-) -> list[LabelledTweet]:
-    """The tweets of the chosen splits, with a clear error for every way this can fail."""
+def load_tweets(options: Mapping[str, Any]) -> list[LabelledTweet]:
+    """The tweets that the :func:`data_options` flags in ``options`` choose, with a clear error
+    for every way this can fail."""
+    data: Path | None = options["data"]
+    splits: str = options["splits"]
+    cache_dir: Path | None = options["cache_dir"]
+    download, download_url = options["download"], options["download_url"]
     split_names = [s.strip() for s in splits.split(",") if s.strip()]
     if not split_names:
         raise click.BadParameter("name at least one split", param_hint="--split")
@@ -175,13 +174,7 @@ def simulate(**kwargs: Any) -> None:
     configure_logging(settings.log_level, settings.log_format)
     if kwargs["poison_rate"] + kwargs["duplicate_rate"] > 1:
         raise click.UsageError("--poison-rate plus --duplicate-rate must not exceed 1")
-    tweets = load_tweets(
-        kwargs["data"],
-        kwargs["splits"],
-        kwargs["download"],
-        kwargs["cache_dir"],
-        kwargs["download_url"],
-    )
+    tweets = load_tweets(kwargs)
     config = SimulatorConfig(
         topic=settings.topic,
         tweets=tweets,
