@@ -126,7 +126,12 @@ def test_sigterm_drains_commits_and_exits_0(
     producer = paced_producer(kafka_bootstrap, topic, 300, counts)
     log = tmp_path / "consumer.log"
     with consumer_process(argv, log) as process:
-        wait_until(lambda: row_count(database_url) >= 50, 90, "some rows")
+        # Rows in both partitions: the drain then has a commit to make in each.
+        wait_until(
+            lambda: row_count(database_url) >= 50 and len(stored_offsets(database_url)) == 2,
+            90,
+            "some rows in each partition",
+        )
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0, log.read_text()[-3000:]
