@@ -124,7 +124,7 @@ def test_submit_never_blocks_and_close_gives_up_by_its_deadline(database_url: st
     sink = AlertSink(database_url, "model-v1")
     started = time.monotonic()
     sink.submit(an_alert())
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 0.5
     sink.close(timeout_s=2)
     assert time.monotonic() - started < 6
     assert sink.written == 0
