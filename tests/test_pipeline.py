@@ -185,9 +185,9 @@ def test_two_consumers_split_the_partitions_and_write_each_row_once(
                 produce(
                     kafka_bootstrap,
                     topic,
-                    [post_value(i) for i in range(n)],
+                    [post_value(i) for i in range(n // 2)],
                     partitions=partitions,
-                    pace_s=0.005,
+                    pace_s=0.01,
                 )
             )
         )
@@ -203,8 +203,16 @@ def test_two_consumers_split_the_partitions_and_write_each_row_once(
                 "the partitions to be split",
             )
             producer.join(60)
+            # The second half lands after the split, so both consumers surely have work.
+            more = produce(
+                kafka_bootstrap,
+                topic,
+                [post_value(i) for i in range(n // 2, n)],
+                partitions=partitions,
+            )
+            totals = {p: counts[p] + more[p] for p in counts}
             wait_until(lambda: row_count(database_url) >= n, 90, f"{n} rows")
-            assert_all_committed(kafka_bootstrap, settings.group_id, topic, counts)
+            assert_all_committed(kafka_bootstrap, settings.group_id, topic, totals)
             both = first.state.assigned_partitions() | second.state.assigned_partitions()
             assert len(both) == partitions
     assert row_count(database_url) == n
