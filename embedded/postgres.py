@@ -12,6 +12,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -190,8 +191,6 @@ class EmbeddedPostgres:
     def stop(self, fast: bool = True) -> None:
         """Stop the server and keep its data (``start`` brings it back on the same port)."""
         if self._child is not None:
-            import signal
-
             # SIGINT is PostgreSQL's "fast shutdown": roll back clients, checkpoint, exit.
             self._child.stop(signal.SIGINT if fast else signal.SIGTERM, timeout_s=20)
             self._child = None
