@@ -79,6 +79,10 @@ def paced_producer(bootstrap: str, topic: str, n: int, counts: dict[int, int]) -
     return thread
 
 
+def wait_for_assignment(log: Path) -> None:
+    wait_until(lambda: "partitions assigned" in log.read_text(), 90, f"an assignment ({log})")
+
+
 def stored_offsets(database_url: str) -> dict[int, int]:
     rows = query(
         database_url,
@@ -95,8 +99,11 @@ def test_sigkill_mid_stream_then_restart_gives_exactly_n_rows(
     migrated(database_url)
     argv = consume_argv(kafka_bootstrap, database_url, topic, tiny_model_dir)
     counts: dict[int, int] = {}
-    producer = paced_producer(kafka_bootstrap, topic, n, counts)
-    with consumer_process(argv, tmp_path / "first.log") as first:
+    first_log = tmp_path / "first.log"
+    with consumer_process(argv, first_log) as first:
+        # Produce only once it consumes, so the kill lands mid-stream, not after the end.
+        wait_for_assignment(first_log)
+        producer = paced_producer(kafka_bootstrap, topic, n, counts)
         wait_until(lambda: row_count(database_url) >= n // 4, 90, "a quarter of the rows")
         first.send_signal(signal.SIGKILL)
         first.wait(30)
@@ -123,9 +130,10 @@ def test_sigterm_drains_commits_and_exits_0(
     migrated(database_url)
     argv = consume_argv(kafka_bootstrap, database_url, topic, tiny_model_dir)
     counts: dict[int, int] = {}
-    producer = paced_producer(kafka_bootstrap, topic, 300, counts)
     log = tmp_path / "consumer.log"
     with consumer_process(argv, log) as process:
+        wait_for_assignment(log)
+        producer = paced_producer(kafka_bootstrap, topic, 300, counts)
         # Rows in both partitions: the drain then has a commit to make in each.
         wait_until(
             lambda: row_count(database_url) >= 50 and len(stored_offsets(database_url)) == 2,
