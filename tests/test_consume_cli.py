@@ -57,11 +57,27 @@ def consume_argv(bootstrap: str, database_url: str, topic: str, model: Path) -> 
     return argv
 
 
+@pytest.fixture
+def consume_command(
+    kafka_bootstrap: str, database_url: str, topic: str, tiny_model_dir: Path
+) -> list[str]:
+    """`consume` of a new two-partition topic into a migrated database."""
+    create_topic(kafka_bootstrap, topic, 2)
+    migrated(database_url)
+    return consume_argv(kafka_bootstrap, database_url, topic, tiny_model_dir)
+
+
 @contextmanager
 def consumer_process(argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A `consume` process that holds its partitions (its log says so).
+
+    Tests produce only after that: the tiny model scores hundreds of posts a second, so a
+    consumer that started late would read a whole backlog before a test could stop it.
+    """
     with log.open("ab") as sink:
         process = subprocess.Popen(argv, env=cli_env(), stdout=sink, stderr=subprocess.STDOUT)
     try:
+        wait_until(lambda: "partitions assigned" in log.read_text(), 90, f"an assignment ({log})")
         yield process
     finally:
         if process.poll() is None:
@@ -79,10 +95,6 @@ def paced_producer(bootstrap: str, topic: str, n: int, counts: dict[int, int]) -
     return thread
 
 
-def wait_for_assignment(log: Path) -> None:
-    wait_until(lambda: "partitions assigned" in log.read_text(), 90, f"an assignment ({log})")
-
-
 def stored_offsets(database_url: str) -> dict[int, int]:
     rows = query(
         database_url,
@@ -92,24 +104,18 @@ def stored_offsets(database_url: str) -> dict[int, int]:
 
 
 def test_sigkill_mid_stream_then_restart_gives_exactly_n_rows(
-    kafka_bootstrap: str, database_url: str, topic: str, tiny_model_dir: Path, tmp_path: Path
+    kafka_bootstrap: str, database_url: str, topic: str, consume_command: list[str], tmp_path: Path
 ) -> None:
     n = 400
-    create_topic(kafka_bootstrap, topic, 2)
-    migrated(database_url)
-    argv = consume_argv(kafka_bootstrap, database_url, topic, tiny_model_dir)
     counts: dict[int, int] = {}
-    first_log = tmp_path / "first.log"
-    with consumer_process(argv, first_log) as first:
-        # Produce only once it consumes, so the kill lands mid-stream, not after the end.
-        wait_for_assignment(first_log)
+    with consumer_process(consume_command, tmp_path / "first.log") as first:
         producer = paced_producer(kafka_bootstrap, topic, n, counts)
         wait_until(lambda: row_count(database_url) >= n // 4, 90, "a quarter of the rows")
         first.send_signal(signal.SIGKILL)
         first.wait(30)
     assert row_count(database_url) < n, "killed too late to test anything"
     producer.join(60)
-    with consumer_process(argv, tmp_path / "second.log") as second:
+    with consumer_process(consume_command, tmp_path / "second.log") as second:
         wait_until(lambda: row_count(database_url) >= n, 120, f"{n} rows after the restart")
         wait_until(
             lambda: committed_offsets(kafka_bootstrap, f"group-{topic}", topic, 2) == counts,
@@ -124,15 +130,11 @@ def test_sigkill_mid_stream_then_restart_gives_exactly_n_rows(
 
 
 def test_sigterm_drains_commits_and_exits_0(
-    kafka_bootstrap: str, database_url: str, topic: str, tiny_model_dir: Path, tmp_path: Path
+    kafka_bootstrap: str, database_url: str, topic: str, consume_command: list[str], tmp_path: Path
 ) -> None:
-    create_topic(kafka_bootstrap, topic, 2)
-    migrated(database_url)
-    argv = consume_argv(kafka_bootstrap, database_url, topic, tiny_model_dir)
     counts: dict[int, int] = {}
     log = tmp_path / "consumer.log"
-    with consumer_process(argv, log) as process:
-        wait_for_assignment(log)
+    with consumer_process(consume_command, log) as process:
         producer = paced_producer(kafka_bootstrap, topic, 300, counts)
         # Rows in both partitions: the drain then has a commit to make in each.
         wait_until(
