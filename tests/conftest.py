@@ -17,6 +17,7 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -112,9 +113,9 @@ def postgres_server_url() -> Iterator[str]:
             yield server.url()
 
 
-@pytest.fixture
-def database_url(postgres_server_url: str) -> Iterator[str]:
-    """A fresh, empty database for one test (dropped afterwards)."""
+@contextmanager
+def fresh_database(postgres_server_url: str) -> Iterator[str]:
+    """A new, empty database on the server (dropped on exit)."""
     name = f"test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(libpq_url(postgres_server_url), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -125,6 +126,13 @@ def database_url(postgres_server_url: str) -> Iterator[str]:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+@pytest.fixture
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, empty database for one test (dropped afterwards)."""
+    with fresh_database(postgres_server_url) as url:
+        yield url
 
 
 @pytest.fixture

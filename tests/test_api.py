@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from observability.api import Scorer as ApiScorer
 from observability.api import create_app
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
+from observability.window_counts import WINDOW_PATTERN, integer_range_pattern, parse_window
 from sentiment_stream.contract import LABELS, MAX_TEXT_CHARS
 from tests.observability_fakes import FakeMetadata, FakeScorer, committed
 
@@ -228,6 +230,43 @@ def test_openapi_docs_are_served(api: Api) -> None:
     assert api.client.get("/docs").status_code == 200
     paths = api.client.get("/openapi.json").json()["paths"]
     assert set(paths) >= {"/predict", "/stats", "/model", "/health", "/ready", "/metrics"}
+
+
+def test_openapi_states_the_rules_the_api_enforces() -> None:
+    """The fuzz test (test_api_fuzz.py) checks behaviour against the document; this pins the
+    rules themselves: the configured length limit, not blank, the window format, /ready's 503."""
+    document = Api(max_text_chars=280).client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    text = schemas["PredictRequest"]["properties"]["text"]
+    assert (text["maxLength"], text["pattern"], text["type"]) == (280, r"\S", "string")
+    assert schemas["PredictRequest"]["additionalProperties"] is False
+    (window,) = document["paths"]["/stats"]["get"]["parameters"]
+    assert window["schema"]["pattern"] == WINDOW_PATTERN
+    assert {"200", "503"} <= set(document["paths"]["/ready"]["get"]["responses"])
+    for path, method in (("/predict", "post"), ("/stats", "get")):
+        assert "422" in document["paths"][path][method]["responses"]
+
+
+@pytest.mark.parametrize(("low", "high"), [(1, 1), (0, 9), (7, 123), (60, 99_999), (99, 101)])
+def test_integer_range_pattern_matches_exactly_the_range(low: int, high: int) -> None:
+    pattern = re.compile(integer_range_pattern(low, high))
+    for n in range(0, 10 * high + 10):
+        assert bool(pattern.fullmatch(str(n))) == (low <= n <= high), n
+    assert not pattern.fullmatch(f"0{low}")  # no leading zeros
+
+
+@pytest.mark.parametrize(
+    ("window", "span"),
+    [("60s", timedelta(minutes=1)), ("1m", timedelta(minutes=1)), ("366d", timedelta(days=366)),
+     ("8784h", timedelta(days=366)), ("527040m", timedelta(days=366)),
+     ("31622400s", timedelta(days=366))],
+)  # fmt: skip
+def test_window_bounds_in_every_unit(window: str, span: timedelta) -> None:
+    assert parse_window(window) == span
+    number, unit = int(window[:-1]), window[-1]
+    too_far = f"{number + 1}{unit}" if span == timedelta(days=366) else f"{number - 1}{unit}"
+    with pytest.raises(ValueError, match="from 1m to 366d"):
+        parse_window(too_far)
 
 
 def test_the_real_scorer_serves_predict_and_model(tiny_model_dir: Path) -> None:
