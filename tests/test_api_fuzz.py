@@ -18,14 +18,14 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 
-from consumer.events import PipelineState
 from model.scorer import Scorer
 from observability.api import create_app
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
 from observability.window_counts import PostgresWindowCounts
-from sentiment_stream.settings import DEFAULT_MODEL_DIR
 from storage import migrate
+from stream_core.events import PipelineState
+from stream_core.settings import DEFAULT_MODEL_DIR
 from tests.conftest import fresh_database
 
 OPERATIONS = {
