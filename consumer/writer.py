@@ -16,11 +16,11 @@ from typing import Protocol, TypeVar
 
 import structlog
 
-from consumer.backoff import Backoff
 from consumer.batching import ScoredBatch
 from consumer.dlq import DeadLetterDeliveryError
 from observability.metrics import PipelineMetrics
 from storage.sink import Sink, StorageUnavailableError, WriteResult
+from stream_core.backoff import Backoff
 from stream_core.contract import DeadLetterReason
 from stream_core.events import BatchObserver, CommittedBatch, PipelineState, ScoredPost
 from stream_core.records import DeadLetter, TopicPartition

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from consumer.backoff import Backoff
 from consumer.batching import Batch, ScoredBatch
 from consumer.dlq import DeadLetterDeliveryError
 from consumer.scoring import score_batch
 from consumer.writer import BatchAbandonedError, BatchWriter
 from observability.metrics import PipelineMetrics
 from storage.sink import StorageUnavailableError, WriteResult
+from stream_core.backoff import Backoff
 from stream_core.contract import DeadLetterReason
 from stream_core.events import CommittedBatch, PipelineState, ScoredPost
 from stream_core.records import DeadLetter, Post, SourceRecord
