@@ -38,7 +38,8 @@ def consume(**kwargs: Any) -> None:
     configure_logging(settings.log_level, settings.log_format)
     from confluent_kafka import KafkaException
 
-    from consumer.pipeline import PipelineFailedError, build_pipeline
+    from consumer.build import build_pipeline
+    from consumer.pipeline import PipelineFailedError
     from observability import runtime as observability
     from observability.metrics import PipelineMetrics
     from stream_core.events import PipelineState
@@ -91,7 +92,7 @@ def _wait_for_services(settings: Settings, state: PipelineState) -> None:
 
     timeout_s = settings.startup_timeout_s
     gave_up = f"(gave up after {timeout_s:g} s; see --startup-timeout-s)"
-    probe = PostgresSink(settings.database_url_value(), labels=LABELS, model_version="")
+    probe = PostgresSink(settings.database_url_value(), labels=LABELS)
     with stop_on_signals(threading.Event()) as stop:
         try:
             wait_for(

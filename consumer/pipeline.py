@@ -1,11 +1,12 @@
-"""The streaming pipeline: Kafka -> validated posts -> micro-batches -> scores -> PostgreSQL.
+"""The streaming pipeline: Kafka -> validated posts -> micro-batches -> steps -> PostgreSQL.
 
 Three threads overlap the work so the model never waits for Kafka or PostgreSQL:
 
 * the poller (the caller's thread, the only one that touches the Kafka consumer): fetch,
   validate, cut micro-batches, commit the offsets of stored batches, pause partitions when
   downstream stays full or the database is down;
-* the scorer: runs the model on one batch while the next is fetched and the last one written;
+* the steps stage: runs the per-batch steps (today: the model) on one batch while the next is
+  fetched and the last one written;
 * the writer: one transaction per batch, dead letters, then it hands the batch's offsets back
   to the poller to commit (a synchronous commit from another thread blocks behind the poll).
 
@@ -13,7 +14,8 @@ Queues between them are bounded (two batches), so memory stays bounded and back-
 reaches the poller, which pauses fetching but keeps polling (the group session stays alive).
 Offsets are committed per partition, synchronously, in batch order and only after the batch
 is stored: highest written offset + 1. At-least-once delivery plus idempotent writes gives
-exactly one row per message.
+exactly one row per message. Which steps run and what a batch writes is composed in
+``consumer.build``, not here.
 """
 
 from __future__ import annotations
@@ -28,15 +30,15 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from consumer.batching import Batch, MicroBatcher, ScoredBatch
+from consumer.batching import MicroBatcher
 from consumer.dlq import DeadLetterPublisher
 from consumer.flow import InFlight, OwnedPartitions
 from consumer.messages import InvalidMessageError, parse_post
-from consumer.scoring import BatchScorer, score_batch
 from consumer.stages import END, EndOfStream, Stage
 from consumer.writer import BatchAbandonedError, BatchWriter
 from observability.metrics import PipelineMetrics
-from storage.sink import PostgresSink, Sink
+from storage.sink import Sink
+from stream_core.batch import Batch, BatchStep
 from stream_core.events import BatchObserver, PipelineState
 from stream_core.records import DeadLetter, Post, SourceRecord
 from stream_core.records import TopicPartition as Partition
@@ -83,11 +85,12 @@ class Pipeline:
         self,
         settings: Settings,
         *,
-        scorer: BatchScorer,
+        steps: Sequence[BatchStep],
         sink: Sink,
         dead_letters: DeadLetterPublisher,
         metrics: PipelineMetrics,
         state: PipelineState,
+        model_version: str,
         observers: Sequence[BatchObserver] = (),
     ) -> None:
         self._settings = settings
@@ -113,16 +116,17 @@ class Pipeline:
             metrics=metrics,
             state=state,
             observers=observers,
-            model_version=scorer.version,
+            model_version=model_version,
             abandon=self._abandon,
         )
+        self._steps = tuple(steps)
         self._to_score: queue.Queue[Batch | EndOfStream] = queue.Queue(QUEUE_BATCHES)
-        self._to_write: queue.Queue[ScoredBatch | EndOfStream] = queue.Queue(QUEUE_BATCHES)
+        self._to_write: queue.Queue[Batch | EndOfStream] = queue.Queue(QUEUE_BATCHES)
         self._stages: list[Stage[Any, Any]] = [
             Stage(
-                "scorer",
+                "steps",
                 inbox=self._to_score,
-                work=lambda batch: self._score(scorer, batch),
+                work=self._run_steps,
                 outbox=self._to_write,
                 on_dropped=self._in_flight.done,
                 on_failure=self._stage_failed,
@@ -306,15 +310,13 @@ class Pipeline:
 
     # --- the stages' work ------------------------------------------------------------------
 
-    def _score(self, scorer: BatchScorer, batch: Batch) -> ScoredBatch:
-        started = time.perf_counter()
-        scored = score_batch(scorer, batch)
-        if batch.accepted:
-            self._metrics.inference_seconds.observe(time.perf_counter() - started)
-        return scored
+    def _run_steps(self, batch: Batch) -> Batch:
+        for step in self._steps:
+            batch = step.process(batch)
+        return batch
 
-    def _write(self, scored: ScoredBatch) -> None:
-        self._writer.handle(scored)
+    def _write(self, batch: Batch) -> None:
+        self._writer.handle(batch)
         self._in_flight.done()  # on failure the stage counts the batch as dropped instead
 
     def _stage_failed(self, error: BaseException) -> None:
@@ -403,27 +405,3 @@ class Pipeline:
     def _publish_assignment(self, owned: set[Partition]) -> None:
         self._state.set_assigned(owned)
         self._metrics.assigned_partitions.set(len(owned))
-
-
-def build_pipeline(
-    settings: Settings,
-    *,
-    scorer: BatchScorer,
-    metrics: PipelineMetrics,
-    state: PipelineState,
-    observers: Sequence[BatchObserver] = (),
-) -> Pipeline:
-    """A pipeline writing to the PostgreSQL and dead-letter topic that ``settings`` name."""
-    return Pipeline(
-        settings,
-        scorer=scorer,
-        sink=PostgresSink(
-            settings.database_url_value(), labels=scorer.labels, model_version=scorer.version
-        ),
-        dead_letters=DeadLetterPublisher(
-            settings.producer_kafka_config(), settings.dlq_topic, settings.group_id, metrics
-        ),
-        metrics=metrics,
-        state=state,
-        observers=observers,
-    )

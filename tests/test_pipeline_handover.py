@@ -8,15 +8,14 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
-from consumer.batching import Batch
 from consumer.dlq import DeadLetterPublisher
 from consumer.pipeline import QUEUE_BATCHES, Pipeline
 from embedded.process import free_port
 from observability.metrics import PipelineMetrics
+from stream_core.batch import Batch
 from stream_core.events import PipelineState
 from stream_core.records import Post, SourceRecord
 from stream_core.settings import Settings
-from tests.pipeline_support import FakeScorer
 from tests.test_writer import FlakySink
 
 
@@ -43,11 +42,12 @@ def pipeline() -> Iterator[Pipeline]:
     letters = DeadLetterPublisher(settings.kafka_config(), "posts.dlq", "group", metrics)
     built = Pipeline(
         settings,
-        scorer=FakeScorer(),
+        steps=[],
         sink=FlakySink(),
         dead_letters=letters,
         metrics=metrics,
         state=PipelineState(),
+        model_version="fake-1",
     )
     yield built
     built._consumer.close()
