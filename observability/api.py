@@ -55,9 +55,12 @@ class Scorer(Protocol):
     def predict(self, text: str) -> Prediction: ...
 
 
-# At least one non-whitespace character. Python's ``re`` and ``str.strip`` agree on every code
-# point about what whitespace is, so this published pattern is exactly the rule enforced below.
-NOT_BLANK_PATTERN = r"\S"
+# At least one character that is not whitespace, with whitespace spelled out as exactly what
+# ``str.strip`` removes (and the scorer refuses): ``\S`` would not do, since JSON Schema
+# validators and clients read it the ECMAScript way, where U+001C-U+001F are not whitespace.
+NOT_BLANK_PATTERN = (
+    r"[^\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)
 
 
 class PredictRequestRules(BaseModel):

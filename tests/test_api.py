@@ -6,12 +6,13 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import jsonschema_rs
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from observability.api import NOT_BLANK_PATTERN, create_app
 from observability.api import Scorer as ApiScorer
-from observability.api import create_app
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
 from observability.window_counts import WINDOW_PATTERN, integer_range_pattern, parse_window
@@ -238,13 +239,26 @@ def test_openapi_states_the_rules_the_api_enforces() -> None:
     document = Api(max_text_chars=280).client.get("/openapi.json").json()
     schemas = document["components"]["schemas"]
     text = schemas["PredictRequest"]["properties"]["text"]
-    assert (text["maxLength"], text["pattern"], text["type"]) == (280, r"\S", "string")
+    assert (text["maxLength"], text["pattern"], text["type"]) == (280, NOT_BLANK_PATTERN, "string")
     assert schemas["PredictRequest"]["additionalProperties"] is False
     (window,) = document["paths"]["/stats"]["get"]["parameters"]
     assert window["schema"]["pattern"] == WINDOW_PATTERN
     assert {"200", "503"} <= set(document["paths"]["/ready"]["get"]["responses"])
     for path, method in (("/predict", "post"), ("/stats", "get")):
         assert "422" in document["paths"][path][method]["responses"]
+
+
+def test_the_not_blank_pattern_is_the_rule_everywhere() -> None:
+    """A text is blank for the API and the scorer when ``str.strip`` empties it; the published
+    pattern must say the same in Python and in a JSON Schema validator (ECMAScript regexes, as
+    schemathesis and generated clients read them), for every character."""
+    validator = jsonschema_rs.validator_for({"type": "string", "pattern": NOT_BLANK_PATTERN})
+    python = re.compile(NOT_BLANK_PATTERN)
+    for code in [*range(0xD800), *range(0xE000, 0x10000)]:
+        char = chr(code)
+        blank = not char.strip()
+        assert (python.search(char) is None) == blank, hex(code)
+        assert validator.is_valid(char) != blank, hex(code)
 
 
 @pytest.mark.parametrize(("low", "high"), [(1, 1), (0, 9), (7, 123), (60, 99_999), (99, 101)])
