@@ -1,19 +1,25 @@
-"""`sentiment-stream db upgrade|downgrade|current`: the schema, via Alembic."""
+"""`sentiment-stream db upgrade|downgrade|current|maintain`: the schema (Alembic) and its
+time partitions."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import click
+import psycopg
 import structlog
 from alembic.util.exc import CommandError
 from sqlalchemy.exc import OperationalError
 
+from storage.partitions import PartitionPolicy, TableReport
+from storage.partitions import maintain as maintain_partitions
 from storage.refusals import refused_for_good
+from storage.urls import libpq_url
 from stream_core.logs import configure_logging
-from stream_core.settings import Settings, load_settings, settings_options
+from stream_core.settings import load_settings, settings_options
 from stream_core.shutdown import stop_on_signals
 from stream_core.startup import StoppedWhileWaitingError, wait_for
 
@@ -31,7 +37,7 @@ def _run(kwargs: dict[str, Any], action: Callable[[str], None], *, wait: bool = 
     a lost connection starts it over)."""
     from storage import migrate
 
-    settings: Settings = load_settings(kwargs)
+    settings = load_settings(kwargs)
     configure_logging(settings.log_level, settings.log_format)
     url = settings.database_url_value()
     timeout_s = settings.startup_timeout_s if wait else 0.0
@@ -41,10 +47,13 @@ def _run(kwargs: dict[str, Any], action: Callable[[str], None], *, wait: bool = 
                 "PostgreSQL",
                 lambda: action(url),
                 timeout_s=timeout_s,
-                worth_waiting=lambda e: isinstance(e, OperationalError) and not refused_for_good(e),
+                worth_waiting=lambda e: (
+                    isinstance(e, OperationalError | psycopg.OperationalError)
+                    and not refused_for_good(e)
+                ),
                 stop=stop,
             )
-    except OperationalError as error:
+    except (OperationalError, psycopg.OperationalError) as error:
         suffix = ""
         if timeout_s and not refused_for_good(error):
             suffix = f" (gave up after {timeout_s:g} s; see --startup-timeout-s)"
@@ -56,21 +65,25 @@ def _run(kwargs: dict[str, Any], action: Callable[[str], None], *, wait: bool = 
 
 
 db_settings = settings_options("database_url", "log_level", "log_format")
+partition_settings = settings_options("partition_interval", "partitions_ahead")
 
 
 @db.command()
 @click.argument("revision", default="head")
 @db_settings
 @settings_options("startup_timeout_s")
+@partition_settings
 def upgrade(revision: str, **kwargs: Any) -> None:
-    """Upgrade the schema to REVISION (default: the newest).
+    """Upgrade the schema to REVISION (default: the newest), then create the time partitions
+    ahead.
 
     Waits up to --startup-timeout-s for PostgreSQL to answer (a migrate job started beside its
     database comes up with it).
     """
     from storage import migrate
 
-    _run(kwargs, lambda url: migrate.upgrade(url, revision), wait=True)
+    policy = PartitionPolicy.from_settings(load_settings(kwargs))
+    _run(kwargs, lambda url: migrate.upgrade(url, revision, policy), wait=True)
     click.echo(f"upgraded to {revision}")
 
 
@@ -94,3 +107,50 @@ def current(**kwargs: Any) -> None:
     found: list[str | None] = []
     _run(kwargs, lambda url: found.append(migrate.current_revision(url)))
     click.echo(found[0] or "none")
+
+
+@db.command()
+@db_settings
+@partition_settings
+@settings_options("retention_days")
+def maintain(**kwargs: Any) -> None:
+    """Create the time partitions ahead and drop the expired ones.
+
+    Consumers run this every --maintenance-interval-s (one of the fleet at a time); run it
+    from cron instead when they do not.
+    """
+    policy = PartitionPolicy.from_settings(load_settings(kwargs))
+    reports: list[TableReport] = []
+
+    def run(url: str) -> None:
+        with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+            reports.extend(maintain_partitions(conn, policy))
+
+    started = time.perf_counter()
+    _run(kwargs, run)
+    for report in reports:
+        click.echo(describe(report))
+    click.echo(f"maintenance done in {time.perf_counter() - started:.2f} s")
+
+
+def describe(report: TableReport) -> str:
+    """One line on what maintenance did to a table."""
+    parts = [f"{report.table}: rows kept from {report.kept_from:%Y-%m-%d %H:%M} UTC"]
+    if report.created:
+        parts.append(f"created {', '.join(p.name for p in report.created)}")
+    if report.moved_rows:
+        parts.append(f"moved {report.moved_rows} rows out of the default partition")
+    if report.dropped:
+        size = sum(d.bytes for d in report.dropped) / 1e6
+        seconds = sum(d.seconds for d in report.dropped)
+        names = ", ".join(d.name for d in report.dropped)
+        parts.append(f"dropped {names} ({size:.1f} MB in {seconds:.3f} s)")
+    if report.stray_rows_deleted:
+        parts.append(f"deleted {report.stray_rows_deleted} expired rows of the default partition")
+    if report.busy:
+        parts.append(f"left for the next run (locked): {', '.join(report.busy)}")
+    if report.untimed_rows:
+        parts.append(
+            f"{report.untimed_rows} rows without a timestamp kept in the default partition"
+        )
+    return "; ".join(parts)

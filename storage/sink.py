@@ -1,8 +1,9 @@
 """Where scored posts go: a small :class:`Sink` interface and the PostgreSQL sink.
 
 One batch is one transaction: COPY into a temporary staging table, then one statement that
-inserts the new rows into ``scored_posts`` (``ON CONFLICT DO NOTHING`` on the Kafka position)
-and returns the rows it really inserted; then the write parts (:class:`WritePart`: today the
+inserts the new rows into ``scored_posts`` (``ON CONFLICT DO NOTHING`` on the Kafka position
+and timestamp; ``storage.partitions`` explains the time partitions) and returns the rows it
+really inserted; then the write parts (:class:`WritePart`: today the
 per-minute counts, ``storage.minute_counts``) add what those rows, and only those, contribute.
 A replayed batch therefore changes nothing, and the aggregates stay exact.
 
@@ -21,6 +22,7 @@ import psycopg
 import structlog
 from psycopg.types.json import Jsonb
 
+from storage.partitions import kept_from
 from storage.urls import libpq_url, redacted
 from stream_core.contract import LABELS
 from stream_core.records import ScoredPost
@@ -58,15 +60,21 @@ CREATE TEMPORARY TABLE IF NOT EXISTS scored_posts_staging (
 
 # Rows are inserted in key order (and the write parts keep an order of their own), so that two
 # consumers writing overlapping rows (during a rebalance) lock them in the same order and never
-# deadlock. RETURNING names the rows really inserted: a replayed one is not among them.
+# deadlock. RETURNING names the rows really inserted: a replayed one is not among them. The key
+# holds the partition column (kafka_timestamp, the same on every replay); its NULLS NOT
+# DISTINCT makes a message without a timestamp a replay too.
 INSERT_NEW_ROWS = f"""
 INSERT INTO scored_posts ({_COLUMN_LIST})
 {{source}}
-ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING
+ON CONFLICT (kafka_topic, kafka_partition, kafka_offset, kafka_timestamp) DO NOTHING
 RETURNING kafka_topic, kafka_partition, kafka_offset, scored_at
 """
+# Rows older than the partitions `db maintain` keeps are not stored: their first write may
+# have been dropped with its partition, so storing (and counting) them again could count a
+# post twice. They are reported like replays.
 _FROM_STAGING = INSERT_NEW_ROWS.format(
     source=f"SELECT {_COLUMN_LIST} FROM scored_posts_staging "
+    f"WHERE kafka_timestamp IS NULL OR kafka_timestamp >= {kept_from('scored_posts')} "
     "ORDER BY kafka_topic, kafka_partition, kafka_offset"
 )
 

@@ -147,6 +147,21 @@ class Settings(BaseSettings):
     alert_cooldown_s: float = Field(
         60.0, ge=0, description="Quiet time after an alert clears before another can fire."
     )
+    # Storage: time partitions, retention, maintenance (storage/partitions.py, docs/pipeline.md).
+    retention_days: int = Field(
+        30, ge=1, le=36_500, description="Days of posts kept (whole partitions are dropped)."
+    )
+    partition_interval: Literal["hour", "day", "week", "month"] = Field(
+        "day", description="Time span of one partition of scored_posts (and its side tables)."
+    )
+    partitions_ahead: int = Field(
+        3, ge=1, le=1000, description="Partitions created ahead of the current one."
+    )
+    maintenance_interval_s: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds between `db maintain` runs by one consumer of the fleet (0: never).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
     log_format: Literal["json", "console"] = Field("json")
 

@@ -72,8 +72,10 @@ def produce(
     partitions: int,
     headers: Sequence[Sequence[tuple[str, bytes]]] | None = None,
     pace_s: float = 0.0,
+    timestamps_ms: Sequence[int] | None = None,
 ) -> dict[int, int]:
-    """Produce values round-robin over partitions; return the count per partition."""
+    """Produce values round-robin over partitions (with these Kafka timestamps, when given:
+    else the time of producing); return the count per partition."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     counts: dict[int, int] = {}
     for i, value in enumerate(values):
@@ -85,6 +87,7 @@ def produce(
             key=f"key-{i}".encode(),
             partition=partition,
             headers=message_headers,
+            timestamp=timestamps_ms[i] if timestamps_ms else 0,
         )
         counts[partition] = counts.get(partition, 0) + 1
         producer.poll(0)
