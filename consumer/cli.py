@@ -62,8 +62,7 @@ def consume(**kwargs: Any) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: pipeline.stop())
         maintenance = maintenance_jobs(settings)
-        if maintenance is not None:
-            maintenance.start()
+        maintenance.start()
         pipeline.run()
     except (PipelineFailedError, KafkaException) as error:
         raise click.ClickException(f"the consumer stopped: {error}") from None

@@ -1,4 +1,5 @@
-"""Label counts over a recent time window, from the ``sentiment_minute_counts`` aggregate."""
+"""Label counts over a recent time window, from the per-minute, hourly or daily counts
+(``storage.rollups`` picks the resolution that fits the window)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Protocol
 
 import psycopg
 
+from storage.rollups import LabelCounts, label_counts
 from storage.urls import libpq_url
 
 MIN_WINDOW = timedelta(minutes=1)  # the aggregate's resolution
@@ -63,14 +65,6 @@ def _window_pattern() -> str:
 
 WINDOW_PATTERN = _window_pattern()
 
-# Whole minutes: the minute that holds ``now() - window`` counts in full.
-WINDOW_QUERY = """
-SELECT label, COALESCE(SUM(count), 0)::bigint
-FROM sentiment_minute_counts
-WHERE minute >= date_trunc('minute', now() - %(window)s::interval)
-GROUP BY label
-"""
-
 
 def parse_window(text: str) -> timedelta:
     """``"90s"``, ``"15m"``, ``"24h"`` or ``"7d"`` -> a timedelta (ValueError when invalid)."""
@@ -85,21 +79,20 @@ def parse_window(text: str) -> timedelta:
 class WindowCounts(Protocol):
     """Counts per label over the last ``window`` (raises on database trouble)."""
 
-    def __call__(self, window: timedelta) -> dict[str, int]: ...
+    def __call__(self, window: timedelta) -> LabelCounts: ...
 
 
 class PostgresWindowCounts:
-    """Reads the per-minute aggregate; one short connection per call (``/stats`` is rare)."""
+    """Reads the aggregates; one short connection per call (``/stats`` is rare)."""
 
     def __init__(self, database_url: str, timeout_s: int = 5) -> None:
         self._dsn = libpq_url(database_url)
         self._timeout_s = timeout_s
 
-    def __call__(self, window: timedelta) -> dict[str, int]:
+    def __call__(self, window: timedelta) -> LabelCounts:
         with psycopg.connect(
             self._dsn,
             connect_timeout=self._timeout_s,
             options=f"-c statement_timeout={self._timeout_s * 1000}",
         ) as conn:
-            rows = conn.execute(WINDOW_QUERY, {"window": window}).fetchall()
-        return {str(label): int(count) for label, count in rows}
+            return label_counts(conn, window)

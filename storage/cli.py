@@ -4,7 +4,6 @@ time partitions."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,8 +13,8 @@ import structlog
 from alembic.util.exc import CommandError
 from sqlalchemy.exc import OperationalError
 
+from storage.maintenance import MaintenanceReport, StoragePolicy, maintain_storage
 from storage.partitions import PartitionPolicy, TableReport
-from storage.partitions import maintain as maintain_partitions
 from storage.refusals import refused_for_good
 from storage.urls import libpq_url
 from stream_core.logs import configure_logging
@@ -112,25 +111,31 @@ def current(**kwargs: Any) -> None:
 @db.command()
 @db_settings
 @partition_settings
-@settings_options("retention_days")
+@settings_options("retention_days", "aggregate_retention_days")
 def maintain(**kwargs: Any) -> None:
-    """Create the time partitions ahead and drop the expired ones.
+    """Create the time partitions ahead, drop the expired ones, refresh the hourly and daily
+    counts and delete aggregates past their retention.
 
     Consumers run this every --maintenance-interval-s (one of the fleet at a time); run it
     from cron instead when they do not.
     """
-    policy = PartitionPolicy.from_settings(load_settings(kwargs))
-    reports: list[TableReport] = []
+    policy = StoragePolicy.from_settings(load_settings(kwargs))
+    reports: list[MaintenanceReport] = []
 
     def run(url: str) -> None:
         with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-            reports.extend(maintain_partitions(conn, policy))
+            reports.append(maintain_storage(conn, policy))
 
-    started = time.perf_counter()
     _run(kwargs, run)
-    for report in reports:
-        click.echo(describe(report))
-    click.echo(f"maintenance done in {time.perf_counter() - started:.2f} s")
+    (report,) = reports
+    for table in report.tables:
+        click.echo(describe(table))
+    deleted = sum(report.aggregates_deleted.values())
+    click.echo(
+        f"aggregates: {report.rollups.hours} hours and {report.rollups.days} days refreshed,"
+        f" {deleted} rows past the retention deleted"
+    )
+    click.echo(f"maintenance done in {report.seconds:.2f} s")
 
 
 def describe(report: TableReport) -> str:
@@ -150,7 +155,5 @@ def describe(report: TableReport) -> str:
     if report.busy:
         parts.append(f"left for the next run (locked): {', '.join(report.busy)}")
     if report.untimed_rows:
-        parts.append(
-            f"{report.untimed_rows} rows without a timestamp kept in the default partition"
-        )
+        parts.append(f"{report.untimed_rows} rows without a timestamp kept (default partition)")
     return "; ".join(parts)

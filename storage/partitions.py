@@ -38,11 +38,11 @@ import psycopg
 import structlog
 from psycopg import sql
 
+from migrations.partitioning import REGISTRY
 from stream_core.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-REGISTRY = "partitioned_tables"
 Interval = Literal["hour", "day", "week", "month"]
 INTERVALS: tuple[Interval, ...] = ("hour", "day", "week", "month")
 

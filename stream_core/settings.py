@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         30, ge=1, le=36_500, description="Days of posts kept (whole partitions are dropped)."
     )
+    aggregate_retention_days: int = Field(
+        365, ge=1, le=36_500, description="Days of per-minute, hourly and daily counts kept."
+    )
     partition_interval: Literal["hour", "day", "week", "month"] = Field(
         "day", description="Time span of one partition of scored_posts (and its side tables)."
     )
@@ -161,6 +164,9 @@ class Settings(BaseSettings):
         3600.0,
         ge=0,
         description="Seconds between `db maintain` runs by one consumer of the fleet (0: never).",
+    )
+    rollup_interval_s: float = Field(
+        10.0, gt=0, description="Seconds between refreshes of the hourly and daily counts."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
     log_format: Literal["json", "console"] = Field("json")

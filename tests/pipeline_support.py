@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,9 @@ def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
 
 def post_value(i: int, **fields: Any) -> bytes:
     document = {"id": f"post-{i}", "text": f"message number {i} " + "x" * (i % 7)}
-    document["created_at"] = "2024-05-01T12:00:00Z"
+    # Recent, as on a live stream: aggregates older than their retention are deleted by the
+    # maintenance a consumer runs.
+    document["created_at"] = datetime.now(UTC).isoformat()
     document.update(fields)
     return json.dumps(document).encode()
 
