@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from consumer.dlq import DeadLetterPublisher
 from consumer.pipeline import Pipeline
 from consumer.scoring import BatchScorer, ScoreStep
+from consumer.source import kafka_consumer
 from observability.metrics import PipelineMetrics
 from storage.minute_counts import MinuteCounts
 from storage.sink import PostgresSink, WritePart
@@ -48,6 +49,7 @@ def build_pipeline(
     """
     return Pipeline(
         settings,
+        consumer=kafka_consumer(settings),
         steps=batch_steps(scorer, metrics) if steps is None else steps,
         sink=PostgresSink(
             settings.database_url_value(),

@@ -31,7 +31,11 @@ T = TypeVar("T")
 
 
 class DeadLetterSink(Protocol):
+    """What the writer needs of ``consumer.dlq.DeadLetterPublisher``."""
+
     def publish(self, letters: Sequence[DeadLetter]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class BatchAbandonedError(Exception):

@@ -153,6 +153,18 @@ def running_pipeline(
         steps=[*batch_steps(scorer, metrics), *extra_steps],
         parts=[*write_parts(), *extra_parts],
     )
+    with in_a_thread(pipeline) as (thread, errors):
+        yield RunningPipeline(pipeline, metrics, state, recorder, thread, errors)
+
+
+@contextmanager
+def in_a_thread(
+    pipeline: Pipeline, join_s: float = 60
+) -> Iterator[tuple[threading.Thread, list[BaseException]]]:
+    """Run ``pipeline`` in a thread; on exit, stop it and check that it stopped.
+
+    Yields the thread and the list that gets what ``run`` raised, if anything.
+    """
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -164,10 +176,10 @@ def running_pipeline(
     thread = threading.Thread(target=run, name="pipeline", daemon=True)
     thread.start()
     try:
-        yield RunningPipeline(pipeline, metrics, state, recorder, thread, errors)
+        yield thread, errors
     finally:
         pipeline.stop()
-        thread.join(60)
+        thread.join(join_s)
     assert not thread.is_alive(), "the pipeline did not stop"
 
 

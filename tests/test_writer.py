@@ -52,6 +52,9 @@ class FakeDeadLetters:
             raise DeadLetterDeliveryError("broker down")
         self.sent += letters
 
+    def close(self) -> None:
+        pass
+
 
 def a_batch(*texts: str) -> Batch:
     batch = Batch()
