@@ -42,11 +42,17 @@ def consume(**kwargs: Any) -> None:
     scorer = _load_scorer(settings)
     _check_database(settings)
     try:
-        Admin(settings.producer_kafka_config()).topics(BROKER_CHECK_TIMEOUT_S)
+        topics = Admin(settings.producer_kafka_config()).topics(BROKER_CHECK_TIMEOUT_S)
     except KafkaException as error:
         raise click.ClickException(
             f"cannot reach Kafka at {settings.bootstrap_servers}: {error.args[0].str()}"
         ) from None
+    if settings.labels_topic and settings.labels_topic not in topics:
+        log.warning(
+            "the labels topic does not exist yet: gold labels are read once it is created "
+            "(SENTIMENT_LABELS_TOPIC=none turns them off)",
+            labels_topic=settings.labels_topic,
+        )
     state = PipelineState(model_loaded=True)
     metrics = PipelineMetrics()
     runtime = observability.start(settings, scorer, metrics, state)
