@@ -3,7 +3,7 @@ tens of millions of rows, and what retention costs.
 
 In one run, on one PostgreSQL (the embedded one unless ``--database-url``), it prints:
 
-1. **flat** (the layout before revision 0003, its sink statement, the minute counts): sink
+1. **flat** (the layout before revision 0004, its sink statement, the minute counts): sink
    rows/s into an empty table, then with ``--rows`` (10 million) already stored; bytes per
    stored row; then how long `db upgrade` takes to turn those rows into the partitioned layout;
 2. **partitioned** (today's layout, sink and write parts, rollup trigger included): rows/s
@@ -242,7 +242,7 @@ def database_size(url: str) -> int:
 
 def bench_flat(server_url: str, args: argparse.Namespace, now: datetime) -> dict[str, float]:
     with fresh_database(server_url) as url:
-        migrate.upgrade(url, "0002")
+        migrate.upgrade(url, "0003")
         writer = Writer(url, flat=True, batch_size=args.batch_size)
         empty = writer.rate(args.measure_rows, args.rounds)
         print(f"flat, empty: {empty:,.0f} rows/s", flush=True)
@@ -349,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     ratio, rows = partitioned["ratio"], f"{args.rows:,}"
     table = [
-        ("figure", "flat (before 0003)", "partitioned"),
+        ("figure", "flat (before 0004)", "partitioned"),
         ("---", "---", "---"),
         ("sink, empty table, rows/s", flat["empty_rows_per_s"], partitioned["empty_rows_per_s"]),
         (

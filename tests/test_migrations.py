@@ -17,6 +17,9 @@ from tests.pipeline_support import query
 pytestmark = pytest.mark.integration
 
 
+MONITORING_TABLES = {"scored_posts", "sentiment_minute_counts", "gold_labels", "drift_reports"}
+
+
 def db(*args: str, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     # From another folder: the migrations must be found in the package, not via alembic.ini.
     return subprocess.run(
@@ -42,9 +45,10 @@ def test_upgrade_downgrade_and_upgrade_again(database_url: str, tmp_path: Path) 
     assert up.returncode == 0, up.stderr
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
     assert db("current", url=database_url, cwd=tmp_path).stdout.strip() == head
-    assert {"scored_posts", "sentiment_minute_counts"} <= tables(database_url)
+    assert tables(database_url) >= MONITORING_TABLES
     indexes = {name for (name,) in query(database_url, "SELECT indexname FROM pg_indexes")}
     assert {"ix_scored_posts_created_at", "uq_scored_posts_kafka_position"} <= indexes
+    assert {"ix_scored_posts_gold_label_at", "ix_gold_labels_pending"} <= indexes
 
     down = db("downgrade", "base", url=database_url, cwd=tmp_path)
     assert down.returncode == 0, down.stderr
@@ -53,7 +57,7 @@ def test_upgrade_downgrade_and_upgrade_again(database_url: str, tmp_path: Path) 
 
     again = db("upgrade", url=database_url, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert {"scored_posts", "sentiment_minute_counts"} <= tables(database_url)
+    assert tables(database_url) >= MONITORING_TABLES
 
 
 def test_errors_are_clear(database_url: str, tmp_path: Path) -> None:
@@ -80,7 +84,7 @@ def test_errors_are_clear(database_url: str, tmp_path: Path) -> None:
 POST_COLUMNS = (
     "post_id, text, author, lang, created_at, label, prob_negative, prob_neutral, prob_positive,"
     " model_version, scored_at, kafka_topic, kafka_partition, kafka_offset, kafka_timestamp,"
-    " gold_label, extra"
+    " gold_label, gold_label_at, extra"
 )
 # What the release before partitioning wrote: three days of posts over two topics, some without
 # a Kafka timestamp, created_at, author or extra fields; its key was the Kafka position alone.
@@ -92,12 +96,19 @@ SELECT 'p' || i, 'post number ' || i, CASE WHEN i % 5 > 0 THEN 'user' || i % 17 
        (ARRAY['negative', 'neutral', 'positive'])[1 + i % 3], 0.2, 0.3, 0.5, 'm-1',
        ts + interval '1 second', 'posts-' || i % 2, i % 3, i,
        CASE WHEN i % 97 > 0 THEN ts END,
-       CASE WHEN i % 4 = 0 THEN 'neutral' END,
+       CASE WHEN i % 4 = 0 THEN 'neutral' END, CASE WHEN i % 4 = 0 THEN ts + interval '1 hour' END,
        CASE WHEN i % 11 = 0 THEN jsonb_build_object('likes', i) END
 FROM generate_series(1, 3000) AS i,
      LATERAL (SELECT timestamptz '2025-03-01 00:00Z' + i * interval '90 seconds') AS t(ts)
 ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING
 """
+
+
+def indexes(url: str) -> list[tuple[object, ...]]:
+    return query(
+        url,
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'scored_posts' ORDER BY 1",
+    )
 
 
 def every_row(url: str) -> list[tuple[object, ...]]:
@@ -109,11 +120,12 @@ def test_partitioning_a_filled_table_keeps_every_row(database_url: str) -> None:
     from storage.sink import PostgresSink
     from stream_core.records import ScoredPost
 
-    migrate.upgrade(database_url, "0002")
+    migrate.upgrade(database_url, "0003")
     with psycopg.connect(libpq_url(database_url)) as conn:
         conn.execute(FILL_FLAT_TABLE)
     before = every_row(database_url)
     assert len(before) == 3000
+    flat_indexes = indexes(database_url)
 
     migrate.upgrade(database_url)
     assert every_row(database_url) == before
@@ -148,5 +160,6 @@ def test_partitioning_a_filled_table_keeps_every_row(database_url: str) -> None:
     assert sink.write_batch(replays).inserted == 0
     sink.close()
 
-    migrate.downgrade(database_url, "0002")
+    migrate.downgrade(database_url, "0003")
     assert every_row(database_url) == before
+    assert indexes(database_url) == flat_indexes

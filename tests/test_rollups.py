@@ -149,7 +149,7 @@ def test_a_new_family_is_one_line_and_starts_from_its_counts_so_far(
 
 
 def test_the_upgrade_rolls_up_the_counts_already_there(database_url: str) -> None:
-    migrate.upgrade(database_url, "0003")
+    migrate.upgrade(database_url, "0004")
     with psycopg.connect(libpq_url(database_url)) as conn:
         conn.execute(
             "INSERT INTO sentiment_minute_counts SELECT timestamptz '2025-03-09 20:00Z'"
@@ -158,7 +158,7 @@ def test_the_upgrade_rolls_up_the_counts_already_there(database_url: str) -> Non
         )
     migrate.upgrade(database_url)
     assert_rollups_exact(database_url)
-    migrate.downgrade(database_url, "0003")
+    migrate.downgrade(database_url, "0004")
     migrate.upgrade(database_url)
     assert_rollups_exact(database_url)
 

@@ -20,25 +20,6 @@ TZ = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
-    create_scored_posts()
-
-    # Exact per-minute counts, fed in the same transaction by the rows actually inserted.
-    # Bucketed by created_at, else by the Kafka timestamp. The primary key serves time ranges.
-    op.create_table(
-        "sentiment_minute_counts",
-        sa.Column("minute", TZ, nullable=False),
-        sa.Column("label", sa.Text, nullable=False),
-        sa.Column("count", sa.BigInteger, nullable=False),
-        sa.PrimaryKeyConstraint("minute", "label", name="pk_sentiment_minute_counts"),
-        sa.CheckConstraint(
-            "label IN ('negative', 'neutral', 'positive')", name="ck_sentiment_minute_counts_label"
-        ),
-    )
-
-
-def create_scored_posts() -> None:
-    """The unpartitioned post table of this revision (0003 partitions it; its downgrade
-    comes back to this)."""
     op.create_table(
         "scored_posts",
         sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
@@ -72,6 +53,19 @@ def create_scored_posts() -> None:
     op.create_index("ix_scored_posts_scored_at", "scored_posts", ["scored_at"])
     op.create_index("ix_scored_posts_label_created_at", "scored_posts", ["label", "created_at"])
     op.create_index("ix_scored_posts_post_id", "scored_posts", ["post_id"])
+
+    # Exact per-minute counts, fed in the same transaction by the rows actually inserted.
+    # Bucketed by created_at, else by the Kafka timestamp. The primary key serves time ranges.
+    op.create_table(
+        "sentiment_minute_counts",
+        sa.Column("minute", TZ, nullable=False),
+        sa.Column("label", sa.Text, nullable=False),
+        sa.Column("count", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("minute", "label", name="pk_sentiment_minute_counts"),
+        sa.CheckConstraint(
+            "label IN ('negative', 'neutral', 'positive')", name="ck_sentiment_minute_counts_label"
+        ),
+    )
 
 
 def downgrade() -> None:

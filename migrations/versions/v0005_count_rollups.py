@@ -1,7 +1,7 @@
 """Hourly and daily label counts, derived from the per-minute counts.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from migrations.rollups import (
     drop_rollups,
 )
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
