@@ -73,6 +73,9 @@ class Family:
 
 
 def families(conn: psycopg.Connection[Any]) -> list[Family]:
+    """The registered families (none in a schema older than the rollups)."""
+    if conn.execute("SELECT to_regclass(%s)", (REGISTRY,)).fetchone() == (None,):
+        return []
     rows = conn.execute(f"SELECT minute_table, dimensions FROM {REGISTRY} ORDER BY 1")
     return [Family(str(table), tuple(dimensions)) for table, dimensions in rows]
 

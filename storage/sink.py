@@ -23,6 +23,7 @@ import psycopg
 import structlog
 from psycopg.types.json import Jsonb
 
+from migrations.partitioning import REGISTRY as PARTITIONS_REGISTRY
 from storage.partitions import kept_from
 from storage.urls import libpq_url, redacted
 from stream_core.contract import LABELS
@@ -213,11 +214,18 @@ class PostgresSink:
             try:
                 # Minute buckets are UTC minutes, whatever the server's default time zone.
                 conn.execute("SET TIME ZONE 'UTC'")
-                exists = conn.execute("SELECT to_regclass('scored_posts')").fetchone()
-                if exists is None or exists[0] is None:
+                posts, registry = conn.execute(
+                    f"SELECT to_regclass('scored_posts'), to_regclass('{PARTITIONS_REGISTRY}')"
+                ).fetchone() or (None, None)
+                if posts is None:
                     raise SchemaMissingError(
                         f"no scored_posts table in {redacted(self._url)}: "
                         "run `sentiment-stream db upgrade` first"
+                    )
+                if registry is None:
+                    raise SchemaMissingError(
+                        f"the schema in {redacted(self._url)} is older than this release "
+                        "(scored_posts is not partitioned yet): run `sentiment-stream db upgrade`"
                     )
                 conn.execute(_STAGING_DDL)
             except BaseException:
