@@ -32,19 +32,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar, get_args
 
 import psycopg
 import structlog
 from psycopg import sql
 
 from migrations.partitioning import REGISTRY
+from stream_core.settings import PartitionInterval as Interval
 from stream_core.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-Interval = Literal["hour", "day", "week", "month"]
-INTERVALS: tuple[Interval, ...] = ("hour", "day", "week", "month")
+INTERVALS: tuple[Interval, ...] = get_args(Interval)
 
 DDL_ATTEMPTS = 3
 _BOUND = re.compile(r"FOR VALUES FROM \('([^']+)'\) TO \('([^']+)'\)")

@@ -66,6 +66,10 @@ CONSUMER_ONLY_KAFKA_OPTIONS = frozenset(
 )
 
 
+# The time span of one partition of the post tables (storage/partitions.py).
+PartitionInterval = Literal["hour", "day", "week", "month"]
+
+
 def librdkafka_options_from_env(environ: Mapping[str, str]) -> dict[str, SecretStr]:
     """Map ``KAFKA_SECURITY_PROTOCOL=SASL_SSL`` style variables to librdkafka property names."""
     return {
@@ -160,7 +164,7 @@ class Settings(BaseSettings):
     aggregate_retention_days: int = Field(
         365, ge=1, le=36_500, description="Days of per-minute, hourly and daily counts kept."
     )
-    partition_interval: Literal["hour", "day", "week", "month"] = Field(
+    partition_interval: PartitionInterval = Field(
         "day", description="Time span of one partition of scored_posts (and its side tables)."
     )
     partitions_ahead: int = Field(

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from storage.partitions import (
     INTERVALS,
-    Interval,
     Partition,
     PartitionPolicy,
     floor,
@@ -17,6 +16,7 @@ from storage.partitions import (
     partition_name,
     uncovered,
 )
+from stream_core.settings import PartitionInterval as Interval
 
 moments = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
