@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from model.data import DataError, SplitSpec, read_splits
+from model.export import DEFAULT_CHECKPOINT
 from model.metadata import MetadataError, Preprocessing, Quantization
 from stream_core.logs import configure_logging
 from stream_core.settings import load_settings, settings_options
@@ -89,7 +90,7 @@ def model(**flags: Any) -> None:
 @model.command()
 @click.option(
     "--checkpoint",
-    default="cardiffnlp/twitter-roberta-base-sentiment-latest",
+    default=DEFAULT_CHECKPOINT,
     show_default=True,
     help="Hugging Face hub id or local checkpoint folder.",
 )
