@@ -41,7 +41,8 @@ from model.data import read_split
 from model.scorer import Scorer
 from observability.metrics import PipelineMetrics
 from storage import migrate
-from storage.sink import COLUMNS, INSERT_NEW_ROWS, PostgresSink
+from storage.scored_posts import COLUMNS, INSERT_NEW_ROWS
+from storage.sink import PostgresSink
 from storage.urls import libpq_url
 from stream_core.events import CommittedBatch, PipelineState
 from stream_core.records import ScoredPost

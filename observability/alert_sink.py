@@ -21,25 +21,10 @@ from confluent_kafka import KafkaException, Producer
 from psycopg.types.json import Jsonb
 
 from observability.spike import SpikeAlert
+from storage import alerts
 from storage.urls import libpq_url
 
 log = structlog.get_logger(__name__)
-
-INSERT_ALERT = """
-INSERT INTO sentiment_alerts (
-    id, kind, detected_at, window_start, window_end, negative_share, baseline_share,
-    volume, zscore, peak_share, model_version, details
-) VALUES (
-    %(id)s, %(kind)s, %(detected_at)s, %(window_start)s, %(window_end)s, %(negative_share)s,
-    %(baseline_share)s, %(volume)s, %(zscore)s, %(peak_share)s, %(model_version)s, %(details)s
-)
-ON CONFLICT (id) DO NOTHING
-"""
-
-RESOLVE_ALERT = """
-UPDATE sentiment_alerts SET resolved_at = %(resolved_at)s, peak_share = %(peak_share)s
-WHERE id = %(id)s
-"""
 
 MAX_BACKOFF_S = 30.0
 
@@ -139,26 +124,19 @@ class AlertSink:
             self._conn = self._connect(self._dsn)
         with self._conn.transaction():
             if alert.firing:
-                details = {"dispersion": alert.dispersion}
-                self._conn.execute(
-                    INSERT_ALERT,
-                    {
-                        **record,
-                        "id": alert.alert_id,
-                        "detected_at": alert.detected_at,
-                        "window_start": alert.window_start,
-                        "window_end": alert.window_end,
-                        "details": Jsonb(details),
-                    },
-                )
+                row = {
+                    **record,
+                    "id": alert.alert_id,
+                    "detected_at": alert.detected_at,
+                    "window_start": alert.window_start,
+                    "window_end": alert.window_end,
+                    "details": Jsonb({"dispersion": alert.dispersion}),
+                }
+                alerts.insert_alert(self._conn, row)
             else:
-                self._conn.execute(
-                    RESOLVE_ALERT,
-                    {
-                        "id": alert.alert_id,
-                        "resolved_at": alert.resolved_at,
-                        "peak_share": alert.peak_share,
-                    },
+                assert alert.resolved_at is not None  # not firing: resolved
+                alerts.resolve_alert(
+                    self._conn, alert.alert_id, alert.resolved_at, alert.peak_share
                 )
         self.written += 1
         log.info("alert stored", alert_id=record["id"], status=record["status"])
