@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from consumer.dlq import DeadLetterPublisher
 from consumer.pipeline import Pipeline
 from consumer.scoring import BatchScorer, ScoreStep
+from consumer.settings import Settings
 from consumer.source import kafka_consumer
 from observability.metrics import PipelineMetrics
 from storage.minute_counts import MinuteCounts
 from storage.sink import PostgresSink, WritePart
 from stream_core.batch import BatchStep
 from stream_core.events import BatchObserver, PipelineState
-from stream_core.settings import Settings
 
 
 def batch_steps(scorer: BatchScorer, metrics: PipelineMetrics) -> list[BatchStep]:

@@ -3,7 +3,8 @@
 The detector runs on the pipeline's thread and must never wait for the database, so alerts go
 through a queue to one writer thread. Each alert is written in its own short transaction,
 keyed by its id: a retry after a failure (or a resolve after a fire) can never write it twice.
-Failures are logged and retried with backoff until :meth:`AlertSink.close`'s deadline.
+Failures are logged and retried (``stream_core.backoff``) until :meth:`AlertSink.close`'s
+deadline.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from psycopg.types.json import Jsonb
 from observability.spike import SpikeAlert
 from storage import alerts
 from storage.urls import libpq_url
+from stream_core.backoff import Backoff, retry
 
 log = structlog.get_logger(__name__)
 
-MAX_BACKOFF_S = 30.0
+# Alerts are rare and must land: retried from half a second, up to half a minute apart.
+ALERT_BACKOFF = Backoff(initial_s=0.5, max_s=30.0)
 
 
 def alert_record(alert: SpikeAlert, model_version: str) -> dict[str, Any]:
@@ -102,22 +105,27 @@ class AlertSink:
     def _deliver(self, alert: SpikeAlert) -> None:
         record = alert_record(alert, self._model_version)
         self._publish(record)
-        backoff = 0.5
-        while True:
-            try:
-                self._write(alert, record)
-                return
-            except psycopg.Error as error:
-                log.warning("alert write failed; retrying", alert_id=record["id"], error=str(error))
-                self._reset_connection()
-            if time.monotonic() + backoff > self._deadline:
-                log.error("alert dropped at shutdown", alert=record)
-                return
+
+        def pause(error: Exception, _attempt: int, delay_s: float) -> bool:
+            log.warning("alert write failed; retrying", alert_id=record["id"], error=str(error))
+            self._reset_connection()
+            if time.monotonic() + delay_s > self._deadline:
+                return False
             if self._stop.is_set():
-                time.sleep(backoff)
+                time.sleep(delay_s)
             else:
-                self._stop.wait(backoff)  # close() wakes us to retry before its deadline
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+                self._stop.wait(delay_s)  # close() wakes us to retry before its deadline
+            return True
+
+        try:
+            retry(
+                lambda: self._write(alert, record),
+                backoff=ALERT_BACKOFF,
+                retry_on=lambda error: isinstance(error, psycopg.Error),
+                pause=pause,
+            )
+        except psycopg.Error:
+            log.error("alert dropped at shutdown", alert=record)
 
     def _write(self, alert: SpikeAlert, record: dict[str, Any]) -> None:
         if self._conn is None:
