@@ -11,14 +11,13 @@ from model.settings import ModelSettings
 from observability.settings import ObservabilitySettings
 from stream_core import kafka
 from stream_core.settings import (
-    ContractSettings,
     KafkaSettings,
     LoggingSettings,
     StartupSettings,
 )
 
 
-class PipelineSettings(KafkaSettings, ContractSettings):
+class PipelineSettings(KafkaSettings):
     """The consumer group, its batches, its dead-letter topic and its shutdown."""
 
     dlq_topic: str = Field("", description="Dead-letter topic (default: <topic>.dlq).")

@@ -32,6 +32,7 @@ COLUMNS = (
     "kafka_offset",
     "kafka_timestamp",
     "gold_label",
+    "gold_label_at",
     "extra",
 )
 COLUMN_LIST = ", ".join(COLUMNS)
@@ -41,7 +42,7 @@ CREATE TEMPORARY TABLE IF NOT EXISTS scored_posts_staging (
     post_id text, text text, author text, lang text, created_at timestamptz, label text,
     prob_negative real, prob_neutral real, prob_positive real, model_version text,
     kafka_topic text, kafka_partition integer, kafka_offset bigint, kafka_timestamp timestamptz,
-    gold_label text, extra jsonb
+    gold_label text, gold_label_at timestamptz, extra jsonb
 ) ON COMMIT DELETE ROWS
 """
 
@@ -78,6 +79,7 @@ def row(post: ScoredPost, column_order: Sequence[int]) -> tuple[Any, ...]:
         post.offset,
         post.kafka_timestamp,
         post.gold_label,
+        post.gold_label_at,
         Jsonb(post.extra) if post.extra is not None else None,
     )
 

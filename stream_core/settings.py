@@ -16,11 +16,13 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream_core import kafka
 from stream_core.contract import MAX_TEXT_CHARS
+
+NO_LABELS_TOPIC = "none"  # the labels_topic value that turns gold labels off
 
 
 class SettingsSection(BaseSettings):
@@ -41,7 +43,8 @@ class LoggingSettings(SettingsSection):
 
 
 class KafkaSettings(SettingsSection):
-    """The cluster, the client options and the topic of posts (producer and consumer agree)."""
+    """The cluster, the client options and the topics that producers and the consumer share:
+    posts, and the late gold labels about them."""
 
     bootstrap_servers: str = Field(
         "localhost:9092",
@@ -53,6 +56,18 @@ class KafkaSettings(SettingsSection):
         description="Extra librdkafka properties (SASL/SSL...); also any KAFKA_* variable.",
     )
     topic: str = Field("posts", description="Topic of incoming posts.")
+    labels_topic: str = Field(
+        "",
+        description="Topic of late gold labels (default: <topic>.labels; 'none': read none).",
+    )
+
+    @model_validator(mode="after")
+    def _default_labels_topic(self) -> KafkaSettings:
+        if not self.labels_topic:
+            self.labels_topic = f"{self.topic}.labels"
+        elif self.labels_topic.lower() == NO_LABELS_TOPIC:
+            self.labels_topic = ""
+        return self
 
     def kafka_config(self, **overrides: Any) -> dict[str, Any]:
         """librdkafka configuration: bootstrap servers, pass-through options, then overrides."""

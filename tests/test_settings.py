@@ -162,3 +162,10 @@ def test_every_flag_of_every_command_is_still_there() -> None:
         options = {opt for param in now[path].params for opt in param.opts}
         missing = {f"--{flag}" for flag in flags.split()} - options
         assert not missing, f"sentiment-stream {path} lost {sorted(missing)}"
+
+
+def test_the_labels_topic_defaults_to_the_posts_topic_and_can_be_turned_off() -> None:
+    assert Settings(topic="tweets", _env_file=None).labels_topic == "tweets.labels"  # type: ignore[call-arg]
+    named = Settings(labels_topic="feedback", _env_file=None)  # type: ignore[call-arg]
+    assert named.labels_topic == "feedback"
+    assert Settings(labels_topic="None", _env_file=None).labels_topic == ""  # type: ignore[call-arg]
