@@ -42,7 +42,8 @@ from consumer.build import write_parts
 from storage import migrate
 from storage.maintenance import StoragePolicy, maintain_storage
 from storage.partitions import PartitionPolicy, maintain
-from storage.sink import COLUMNS, INSERT_NEW_ROWS, PostgresSink
+from storage.scored_posts import COLUMN_LIST, COPY_TO_STAGING, INSERT_NEW_ROWS, STAGING_DDL
+from storage.sink import PostgresSink
 from storage.urls import libpq_url
 from stream_core.contract import LABELS
 from stream_core.records import ScoredPost
@@ -84,13 +85,13 @@ WORDS = (
 
 # The flat layout's statement: the same rows, its key without the partition column.
 FLAT_FROM_STAGING = INSERT_NEW_ROWS.format(
-    source=f"SELECT {', '.join(COLUMNS)} FROM scored_posts_staging "
+    source=f"SELECT {COLUMN_LIST} FROM scored_posts_staging "
     "ORDER BY kafka_topic, kafka_partition, kafka_offset"
 ).replace("kafka_offset, kafka_timestamp) DO NOTHING", "kafka_offset) DO NOTHING")
 
 # Tweet-sized texts (60-140 characters of words), a few authors, three labels.
 PREFILL = f"""
-INSERT INTO scored_posts ({", ".join(COLUMNS)}, scored_at)
+INSERT INTO scored_posts ({COLUMN_LIST}, scored_at)
 SELECT 'p' || i,
        substr(repeat(md5(i::text) || ' ' || md5((i * 7)::text) || ' ', 3), 1, (60 + i %% 80)::int),
        'user' || i %% 50000, 'en', ts, (ARRAY['negative', 'neutral', 'positive'])[1 + i %% 3],
@@ -113,7 +114,9 @@ class Writer:
     """Writes batches of fresh posts (Kafka time: now) through a sink, as the pipeline does."""
 
     def __init__(self, url: str, flat: bool, batch_size: int) -> None:
+        self.url = url
         self.sink = PostgresSink(url, labels=LABELS, parts=write_parts())
+        self.conn: psycopg.Connection[Any] | None = None
         self.flat = flat
         self.batch_size = batch_size
         self.offset = 10**12  # past every prefilled offset
@@ -145,14 +148,20 @@ class Writer:
         if not self.flat:
             self.sink.write_batch(posts)
             return
-        conn = self.sink.connection()
+        conn = self.flat_connection()
         with conn.transaction(), conn.cursor() as cursor:
-            with cursor.copy(
-                f"COPY scored_posts_staging ({', '.join(COLUMNS)}) FROM STDIN"
-            ) as copy:
+            with cursor.copy(COPY_TO_STAGING) as copy:
                 for post in posts:
                     copy.write_row(self.sink.row(post))
             self.sink.insert(cursor, FLAT_FROM_STAGING, posts)
+
+    def flat_connection(self) -> psycopg.Connection[Any]:
+        """What the sink's connection was before 0004 (the sink refuses a flat table now)."""
+        if self.conn is None:
+            self.conn = psycopg.connect(libpq_url(self.url), autocommit=True)
+            self.conn.execute("SET TIME ZONE 'UTC'")
+            self.conn.execute(STAGING_DDL)
+        return self.conn
 
     def rate(self, rows: int, rounds: int) -> float:
         """Rows/s writing ``rows`` per round, the median of ``rounds`` (batches made before the
@@ -169,6 +178,8 @@ class Writer:
 
     def close(self) -> None:
         self.sink.close()
+        if self.conn is not None:
+            self.conn.close()
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
-"""Label counts over a recent time window, from the per-minute, hourly or daily counts
-(``storage.rollups`` picks the resolution that fits the window)."""
+"""The `window` of `/stats`: its format, its bounds, and what reads the counts over it
+(``storage.rollups.PostgresWindowCounts`` in the service, at the resolution that fits the
+window; a fake in tests)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,7 @@ import re
 from datetime import timedelta
 from typing import Protocol
 
-import psycopg
-
-from storage.rollups import LabelCounts, label_counts
-from storage.urls import libpq_url
+from storage.rollups import LabelCounts
 
 MIN_WINDOW = timedelta(minutes=1)  # the aggregate's resolution
 MAX_WINDOW = timedelta(days=366)
@@ -80,19 +78,3 @@ class WindowCounts(Protocol):
     """Counts per label over the last ``window`` (raises on database trouble)."""
 
     def __call__(self, window: timedelta) -> LabelCounts: ...
-
-
-class PostgresWindowCounts:
-    """Reads the aggregates; one short connection per call (``/stats`` is rare)."""
-
-    def __init__(self, database_url: str, timeout_s: int = 5) -> None:
-        self._dsn = libpq_url(database_url)
-        self._timeout_s = timeout_s
-
-    def __call__(self, window: timedelta) -> LabelCounts:
-        with psycopg.connect(
-            self._dsn,
-            connect_timeout=self._timeout_s,
-            options=f"-c statement_timeout={self._timeout_s * 1000}",
-        ) as conn:
-            return label_counts(conn, window)

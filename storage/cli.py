@@ -16,13 +16,19 @@ from sqlalchemy.exc import OperationalError
 from storage.maintenance import MaintenanceReport, StoragePolicy, maintain_storage
 from storage.partitions import PartitionPolicy, TableReport
 from storage.refusals import refused_for_good
+from storage.settings import StorageSettings
 from storage.urls import libpq_url
+from stream_core.cli_options import load_settings, settings_options
 from stream_core.logs import configure_logging
-from stream_core.settings import load_settings, settings_options
+from stream_core.settings import LoggingSettings, StartupSettings
 from stream_core.shutdown import stop_on_signals
 from stream_core.startup import StoppedWhileWaitingError, wait_for
 
 log = structlog.get_logger(__name__)
+
+
+class DbSettings(StorageSettings, StartupSettings, LoggingSettings):
+    """What the `db` commands read from the environment and their setting flags."""
 
 
 @click.group()
@@ -36,7 +42,7 @@ def _run(kwargs: dict[str, Any], action: Callable[[str], None], *, wait: bool = 
     a lost connection starts it over)."""
     from storage import migrate
 
-    settings = load_settings(kwargs)
+    settings = load_settings(DbSettings, kwargs)
     configure_logging(settings.log_level, settings.log_format)
     url = settings.database_url_value()
     timeout_s = settings.startup_timeout_s if wait else 0.0
@@ -63,14 +69,14 @@ def _run(kwargs: dict[str, Any], action: Callable[[str], None], *, wait: bool = 
         raise click.ClickException(str(error)) from None
 
 
-db_settings = settings_options("database_url", "log_level", "log_format")
-partition_settings = settings_options("partition_interval", "partitions_ahead")
+db_settings = settings_options(DbSettings, "database_url", "log_level", "log_format")
+partition_settings = settings_options(DbSettings, "partition_interval", "partitions_ahead")
 
 
 @db.command()
 @click.argument("revision", default="head")
 @db_settings
-@settings_options("startup_timeout_s")
+@settings_options(DbSettings, "startup_timeout_s")
 @partition_settings
 def upgrade(revision: str, **kwargs: Any) -> None:
     """Upgrade the schema to REVISION (default: the newest), then create the time partitions
@@ -81,7 +87,7 @@ def upgrade(revision: str, **kwargs: Any) -> None:
     """
     from storage import migrate
 
-    policy = PartitionPolicy.from_settings(load_settings(kwargs))
+    policy = PartitionPolicy.from_settings(load_settings(DbSettings, kwargs))
     _run(kwargs, lambda url: migrate.upgrade(url, revision, policy), wait=True)
     click.echo(f"upgraded to {revision}")
 
@@ -111,7 +117,7 @@ def current(**kwargs: Any) -> None:
 @db.command()
 @db_settings
 @partition_settings
-@settings_options("retention_days", "aggregate_retention_days")
+@settings_options(DbSettings, "retention_days", "aggregate_retention_days")
 def maintain(**kwargs: Any) -> None:
     """Create the time partitions ahead, drop the expired ones, refresh the hourly and daily
     counts and delete aggregates past their retention.
@@ -119,7 +125,7 @@ def maintain(**kwargs: Any) -> None:
     Consumers run this every --maintenance-interval-s (one of the fleet at a time); run it
     from cron instead when they do not.
     """
-    policy = StoragePolicy.from_settings(load_settings(kwargs))
+    policy = StoragePolicy.from_settings(load_settings(DbSettings, kwargs))
     reports: list[MaintenanceReport] = []
 
     def run(url: str) -> None:

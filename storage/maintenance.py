@@ -22,7 +22,7 @@ import structlog
 from storage import rollups
 from storage.coordination import ElectedJobs
 from storage.partitions import PartitionPolicy, TableReport, floor, maintain
-from stream_core.settings import Settings
+from storage.settings import StorageSettings
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +35,7 @@ class StoragePolicy:
     aggregate_retention: timedelta = timedelta(days=365)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> StoragePolicy:
+    def from_settings(cls, settings: StorageSettings) -> StoragePolicy:
         return cls(
             PartitionPolicy.from_settings(settings),
             timedelta(days=settings.aggregate_retention_days),
@@ -103,7 +103,7 @@ def log_report(report: MaintenanceReport) -> None:
     )
 
 
-def maintenance_jobs(settings: Settings) -> ElectedJobs:
+def maintenance_jobs(settings: StorageSettings) -> ElectedJobs:
     """The fleet's storage maintenance, to ``start()`` beside the pipeline and ``stop()`` after
     it: rollups refreshed every ``rollup_interval_s``, and :func:`maintain_storage` every
     ``maintenance_interval_s`` unless that is 0 (`db maintain` then runs from cron)."""

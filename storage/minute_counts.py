@@ -2,7 +2,8 @@
 
 :class:`MinuteCounts` is the write part that keeps it: in each batch's transaction it adds the
 rows that transaction really inserted, so a replay adds nothing. A post counts in the minute it
-was created, else in the minute of its Kafka timestamp, else in the minute it was stored.
+was created, else in the minute of its Kafka timestamp, else in the minute it was stored. The
+API and the demo read it through the functions at the end.
 """
 
 from __future__ import annotations
@@ -47,3 +48,8 @@ class MinuteCounts:
         keys = sorted(counts)
         minutes, labels = [minute for minute, _ in keys], [label for _, label in keys]
         cursor.execute(ADD_COUNTS, (minutes, labels, [counts[key] for key in keys]))
+
+
+def minute_series(conn: psycopg.Connection[Any]) -> list[tuple[datetime, str, int]]:
+    """Every (minute, label, count), as dashboards chart them."""
+    return conn.execute("SELECT minute, label, count FROM sentiment_minute_counts").fetchall()

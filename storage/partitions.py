@@ -39,8 +39,8 @@ import structlog
 from psycopg import sql
 
 from migrations.partitioning import REGISTRY
-from stream_core.settings import PartitionInterval as Interval
-from stream_core.settings import Settings
+from storage.settings import PartitionInterval as Interval
+from storage.settings import StorageSettings
 
 log = structlog.get_logger(__name__)
 
@@ -102,7 +102,7 @@ class PartitionPolicy:
     lock_timeout_s: float = 2.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> PartitionPolicy:
+    def from_settings(cls, settings: StorageSettings) -> PartitionPolicy:
         return cls(
             interval=settings.partition_interval,
             ahead=settings.partitions_ahead,

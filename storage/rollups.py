@@ -30,6 +30,7 @@ from psycopg import sql
 
 from migrations.rollups import PENDING, REGISTRY, rollup_table
 from storage.coordination import advisory_key
+from storage.urls import libpq_url
 
 REFRESH_LOCK = advisory_key("storage-rollup-refresh")
 LABEL_COUNTS = "sentiment_minute_counts"
@@ -185,3 +186,20 @@ def label_counts(conn: psycopg.Connection[Any], window: timedelta) -> LabelCount
         (since,),
     ).fetchall()
     return LabelCounts({str(label): int(count) for label, count in rows}, since, resolution)
+
+
+class PostgresWindowCounts:
+    """Posts per label over the last ``window`` (``observability.window_counts.WindowCounts``),
+    at the resolution that fits it; one short connection per call (``/stats`` is rare)."""
+
+    def __init__(self, database_url: str, timeout_s: int = 5) -> None:
+        self._dsn = libpq_url(database_url)
+        self._timeout_s = timeout_s
+
+    def __call__(self, window: timedelta) -> LabelCounts:
+        with psycopg.connect(
+            self._dsn,
+            connect_timeout=self._timeout_s,
+            options=f"-c statement_timeout={self._timeout_s * 1000}",
+        ) as conn:
+            return label_counts(conn, window)

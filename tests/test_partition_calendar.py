@@ -16,7 +16,7 @@ from storage.partitions import (
     partition_name,
     uncovered,
 )
-from stream_core.settings import PartitionInterval as Interval
+from storage.settings import PartitionInterval as Interval
 
 moments = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)

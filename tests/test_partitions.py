@@ -19,9 +19,9 @@ from migrations.partitioning import register_partitioned, unregister_partitioned
 from storage.maintenance import maintenance_jobs
 from storage.minute_counts import MinuteCounts
 from storage.partitions import PartitionPolicy, maintain
+from storage.settings import StorageSettings
 from storage.sink import PostgresSink
 from storage.urls import libpq_url
-from stream_core.settings import Settings
 from tests.pipeline_support import aggregate_total, migrated, query, row_count, wait_until
 from tests.test_sink import MODEL_LABELS, scored
 
@@ -198,7 +198,7 @@ def test_side_tables_registered_by_name_are_maintained_alike(
 
 def test_consumers_maintain_on_a_timer_one_replica_at_a_time(database_url: str) -> None:
     migrated(database_url)
-    settings = Settings.model_validate(
+    settings = StorageSettings.model_validate(
         {"database_url": SecretStr(database_url), "maintenance_interval_s": 3600}
     )
     replicas = [maintenance_jobs(settings) for _ in range(2)]
