@@ -148,6 +148,21 @@ def _check_disjoint(data_dir: Path, train: tuple[str, ...], evaluate: tuple[str,
         )
 
 
+def _check_unlabelled(
+    data_dir: Path, unlabelled: tuple[Path, ...], evaluate: tuple[str, ...]
+) -> None:
+    """Refuse unlabelled tweets that are evaluation tweets: a teacher would leak into them."""
+    from model.distill import read_unlabelled
+
+    evaluation = {t.text.strip() for t in read_splits(data_dir, list(evaluate))}
+    shared = [text for text in read_unlabelled(list(unlabelled)) if text.strip() in evaluation]
+    if shared:
+        raise click.UsageError(
+            f"{len(shared)} --unlabelled tweets are evaluation tweets (first: {shared[0]!r}); "
+            "pass files that hold none of the --eval-split lines"
+        )
+
+
 @model.command()
 @click.option("--base", required=True, help="Encoder checkpoint to fine-tune (hub id or folder).")
 @_data_option
@@ -187,6 +202,43 @@ def _check_disjoint(data_dir: Path, train: tuple[str, ...], evaluate: tuple[str,
     show_default=True,
     help="PyTorch CPU threads.",
 )
+@click.option(
+    "--freeze-layers",
+    type=click.IntRange(0, 100),
+    default=0,
+    show_default=True,
+    help="Freeze the embeddings and this many bottom layers; their output is computed once, "
+    "so each epoch runs only the top layers (a base-size encoder trains several times faster).",
+)
+@click.option(
+    "--teacher",
+    "teachers",
+    type=_EXISTING_DIR,
+    multiple=True,
+    help="Model folder whose probabilities are soft targets (knowledge distillation); "
+    "repeatable: several teachers are averaged.",
+)
+@click.option(
+    "--unlabelled",
+    type=click.Path(path_type=Path, exists=True),
+    multiple=True,
+    help="File of tweets (one per line), or folder of *_text.txt files, that the teachers "
+    "label softly for extra training; repeatable.",
+)
+@click.option(
+    "--distill-weight",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Share of the loss on the teachers' soft targets (the rest: gold labels).",
+)
+@click.option(
+    "--distill-temperature",
+    type=click.FloatRange(0, min_open=True),
+    default=2.0,
+    show_default=True,
+    help="Softmax temperature of the distillation loss.",
+)
 @click.option("--note", default="", help="Free text stored with the training provenance.")
 @click.option(
     "--min-macro-recall",
@@ -211,6 +263,11 @@ def train(
     quantize: str,
     checkpoint_out: Path | None,
     threads: int,
+    freeze_layers: int,
+    teachers: tuple[Path, ...],
+    unlabelled: tuple[Path, ...],
+    distill_weight: float,
+    distill_temperature: float,
     note: str,
     min_macro_recall: float | None,
 ) -> None:
@@ -233,9 +290,15 @@ def train(
         class_weighting=cast(ClassWeighting, class_weighting),
         preprocessing=cast(Preprocessing, preprocessing),
         threads=threads,
+        freeze_layers=freeze_layers,
+        teachers=tuple(str(t) for t in teachers),
+        unlabelled=tuple(str(u) for u in unlabelled),
+        distill_weight=distill_weight,
+        distill_temperature=distill_temperature,
     )
     with _user_errors():
         _check_disjoint(data_dir, train_split, eval_split)
+        _check_unlabelled(data_dir, unlabelled, eval_split)
         provenance = fine_tune(config, checkpoint_dir)
         provenance.update(eval_splits=list(eval_split), checkpoint_dir=str(checkpoint_dir))
         if note:
