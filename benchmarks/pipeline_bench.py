@@ -36,15 +36,15 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from psycopg import sql
 
-from consumer.events import CommittedBatch, PipelineState, ScoredPost
 from consumer.pipeline import build_pipeline
 from model.data import read_split
 from model.scorer import Scorer
 from observability.metrics import PipelineMetrics
-from sentiment_stream.settings import DEFAULT_MODEL_DIR, Settings
 from storage import migrate
 from storage.sink import COLUMNS, COUNT_INSERTED_ROWS, INSERT_NEW_ROWS, PostgresSink
 from storage.urls import libpq_url
+from stream_core.events import CommittedBatch, PipelineState, ScoredPost
+from stream_core.settings import DEFAULT_MODEL_DIR, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = 4
@@ -243,7 +243,7 @@ def main() -> None:
     parser.add_argument("--bootstrap-servers")
     parser.add_argument("--database-url")
     args = parser.parse_args()
-    from sentiment_stream.logs import configure_logging
+    from stream_core.logs import configure_logging
 
     configure_logging("WARNING", "console")
     tweets = [t.text for t in read_split(args.tweeteval, "test")]

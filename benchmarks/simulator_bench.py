@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from embedded import EmbeddedBroker  # noqa: E402
 from model.data import read_splits  # noqa: E402
 from producer_sim.simulator import SimulationSummary, Simulator, SimulatorConfig  # noqa: E402
-from sentiment_stream.logs import configure_logging  # noqa: E402
+from stream_core.logs import configure_logging  # noqa: E402
 
 
 @contextmanager

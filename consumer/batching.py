@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from consumer.events import ScoredPost
-from consumer.records import DeadLetter, Post, SourceRecord, TopicPartition
+from stream_core.events import ScoredPost
+from stream_core.records import DeadLetter, Post, SourceRecord, TopicPartition
 
 
 @dataclass

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import click
 import structlog
 
-from sentiment_stream.contract import LABELS
-from sentiment_stream.logs import configure_logging
-from sentiment_stream.settings import Settings, load_settings, settings_options
+from stream_core.contract import LABELS
+from stream_core.logs import configure_logging
+from stream_core.settings import Settings, load_settings, settings_options
 
 if TYPE_CHECKING:
     from model.scorer import Scorer
@@ -32,11 +32,11 @@ def consume(**kwargs: Any) -> None:
     configure_logging(settings.log_level, settings.log_format)
     from confluent_kafka import KafkaException
 
-    from consumer.events import PipelineState
     from consumer.pipeline import PipelineFailedError, build_pipeline
     from observability import runtime as observability
     from observability.metrics import PipelineMetrics
-    from sentiment_stream.kafka_admin import Admin
+    from stream_core.events import PipelineState
+    from stream_core.kafka_admin import Admin
 
     scorer = _load_scorer(settings)
     _check_database(settings)

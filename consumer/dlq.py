@@ -8,9 +8,9 @@ from typing import Any
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from consumer.records import DeadLetter
 from observability.metrics import PipelineMetrics
-from sentiment_stream.contract import DlqHeader
+from stream_core.contract import DlqHeader
+from stream_core.records import DeadLetter
 
 log = structlog.get_logger(__name__)
 

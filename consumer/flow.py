@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from consumer.records import TopicPartition
+from stream_core.records import TopicPartition
 
 
 class InFlight:

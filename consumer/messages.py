@@ -18,8 +18,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
-from consumer.records import Post
-from sentiment_stream.contract import DeadLetterReason
+from stream_core.contract import DeadLetterReason
+from stream_core.records import Post
 
 _REASON_BY_ERROR_TYPE = {
     "model_type": DeadLetterReason.NOT_AN_OBJECT,

@@ -30,17 +30,17 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from consumer.batching import Batch, MicroBatcher, ScoredBatch
 from consumer.dlq import DeadLetterPublisher
-from consumer.events import BatchObserver, PipelineState
 from consumer.flow import InFlight, OwnedPartitions
 from consumer.messages import InvalidMessageError, parse_post
-from consumer.records import DeadLetter, Post, SourceRecord
-from consumer.records import TopicPartition as Partition
 from consumer.scoring import BatchScorer, score_batch
 from consumer.stages import END, EndOfStream, Stage
 from consumer.writer import BatchAbandonedError, BatchWriter
 from observability.metrics import PipelineMetrics
-from sentiment_stream.settings import Settings
 from storage.sink import PostgresSink, Sink
+from stream_core.events import BatchObserver, PipelineState
+from stream_core.records import DeadLetter, Post, SourceRecord
+from stream_core.records import TopicPartition as Partition
+from stream_core.settings import Settings
 
 log = structlog.get_logger(__name__)
 

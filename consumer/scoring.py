@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from consumer.batching import Batch, ScoredBatch
-from consumer.events import ScoredPost
-from sentiment_stream.contract import GOLD_LABEL_HEADER
+from stream_core.contract import GOLD_LABEL_HEADER
+from stream_core.events import ScoredPost
 
 
 class ScoreResult(Protocol):

@@ -19,11 +19,11 @@ import structlog
 from consumer.backoff import Backoff
 from consumer.batching import ScoredBatch
 from consumer.dlq import DeadLetterDeliveryError
-from consumer.events import BatchObserver, CommittedBatch, PipelineState, ScoredPost
-from consumer.records import DeadLetter, TopicPartition
 from observability.metrics import PipelineMetrics
-from sentiment_stream.contract import DeadLetterReason
 from storage.sink import Sink, StorageUnavailableError, WriteResult
+from stream_core.contract import DeadLetterReason
+from stream_core.events import BatchObserver, CommittedBatch, PipelineState, ScoredPost
+from stream_core.records import DeadLetter, TopicPartition
 
 log = structlog.get_logger(__name__)
 

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
 from demo.database import Alert, LabelSeries
-from sentiment_stream.contract import LABELS
+from stream_core.contract import LABELS
 
 COLOURS = {"negative": "#d62728", "neutral": "#9e9e9e", "positive": "#2ca02c"}
 

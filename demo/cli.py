@@ -30,9 +30,9 @@ from demo.run import (
 )
 from demo.services import Services, running_services
 from producer_sim.cli import RATE, data_options, load_tweets, poison_rate_option, seed_option
-from sentiment_stream.logs import configure_logging
-from sentiment_stream.settings import Settings, load_settings, settings_options
-from sentiment_stream.shutdown import stop_on_signals
+from stream_core.logs import configure_logging
+from stream_core.settings import Settings, load_settings, settings_options
+from stream_core.shutdown import stop_on_signals
 
 SERVICE_SETTINGS = ("bootstrap_servers", "kafka_options", "database_url", "log_level", "log_format")
 

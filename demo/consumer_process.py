@@ -14,7 +14,7 @@ from pathlib import Path
 
 from demo.services import Services
 from embedded.process import ChildProcess, free_port
-from sentiment_stream.settings import Settings
+from stream_core.settings import Settings
 
 # The project root, so the child imports this same code when it runs from a checkout.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

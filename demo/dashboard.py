@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from demo.monitor import Monitor
-from sentiment_stream.contract import LABELS
+from stream_core.contract import LABELS
 
 STYLES = {"negative": "red", "neutral": "grey62", "positive": "green"}
 BAR_WIDTH = 40

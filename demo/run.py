@@ -28,7 +28,7 @@ from model.data import LabelledTweet
 from producer_sim.posts import Spike
 from producer_sim.simulator import SimulationSummary, Simulator, SimulatorConfig
 from producer_sim.topics import ensure_topic
-from sentiment_stream.settings import Settings
+from stream_core.settings import Settings
 
 log = structlog.get_logger(__name__)
 

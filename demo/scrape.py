@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from sentiment_stream.contract import LABELS
+from stream_core.contract import LABELS
 
 LATENCY = "sentiment_end_to_end_latency_seconds"
 

@@ -15,8 +15,8 @@ import structlog
 from sqlalchemy.exc import OperationalError
 
 from embedded import EmbeddedBroker, EmbeddedPostgres
-from sentiment_stream.settings import Settings
 from storage.urls import redacted
+from stream_core.settings import Settings
 
 log = structlog.get_logger(__name__)
 

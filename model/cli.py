@@ -18,8 +18,8 @@ from rich.table import Table
 
 from model.data import DataError, SplitSpec, read_splits
 from model.metadata import MetadataError, Preprocessing, Quantization
-from sentiment_stream.logs import configure_logging
-from sentiment_stream.settings import load_settings, settings_options
+from stream_core.logs import configure_logging
+from stream_core.settings import load_settings, settings_options
 
 _DIR = click.Path(path_type=Path, file_okay=False)
 _EXISTING_DIR = click.Path(path_type=Path, file_okay=False, exists=True)

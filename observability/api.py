@@ -19,12 +19,12 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
-from consumer.events import PipelineState
 from observability.label_stats import LabelDistribution, OnlineLabelStats
 from observability.metrics import PipelineMetrics
 from observability.window_counts import WINDOW_PATTERN, WindowCounts, parse_window
-from sentiment_stream import __version__
-from sentiment_stream.contract import MAX_TEXT_CHARS
+from stream_core import __version__
+from stream_core.contract import MAX_TEXT_CHARS
+from stream_core.events import PipelineState
 
 log = structlog.get_logger(__name__)
 

@@ -13,7 +13,7 @@ class HttpServer:
     """uvicorn in a daemon thread; :attr:`port` is the port it bound; :meth:`stop` ends it."""
 
     def __init__(self, app: FastAPI, host: str, port: int, *, start_timeout_s: float = 10.0):
-        # log_config=None: keep the process's structlog handlers (sentiment_stream.logs).
+        # log_config=None: keep the process's structlog handlers (stream_core.logs).
         config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off")
         self._server = uvicorn.Server(config)
         # uvicorn installs signal handlers only on the main thread; the pipeline owns those.

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from consumer.events import CommittedBatch
+from stream_core.events import CommittedBatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class OnlineAccuracy:
 
 
 class OnlineLabelStats:
-    """A :class:`~consumer.events.BatchObserver` counting committed posts per predicted label."""
+    """A :class:`~stream_core.events.BatchObserver` counting committed posts per predicted label."""
 
     def __init__(self, labels: Iterable[str]) -> None:
         self.labels = tuple(labels)

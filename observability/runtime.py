@@ -14,7 +14,6 @@ import click
 import structlog
 from confluent_kafka import Producer
 
-from consumer.events import BatchObserver, PipelineState
 from observability.alert_sink import AlertSink
 from observability.api import Scorer, create_app
 from observability.http_server import HttpServer
@@ -23,7 +22,8 @@ from observability.metrics import PipelineMetrics
 from observability.spike import DetectorConfig, SpikeDetector
 from observability.spike_observer import SpikeObserver
 from observability.window_counts import PostgresWindowCounts
-from sentiment_stream.settings import Settings
+from stream_core.events import BatchObserver, PipelineState
+from stream_core.settings import Settings
 
 log = structlog.get_logger(__name__)
 

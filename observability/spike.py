@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sentiment_stream.settings import Settings
+from stream_core.settings import Settings
 
 BUCKET_S = 1  # resolution of the window; one-second buckets keep detection delay low.
 SHARE_FLOOR = 0.01  # keeps sigma positive when the baseline share is 0 or 1.

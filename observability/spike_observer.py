@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import structlog
 
-from consumer.events import CommittedBatch
 from observability.metrics import PipelineMetrics
 from observability.spike import AlertKind, SpikeAlert, SpikeDetector
+from stream_core.events import CommittedBatch
 
 log = structlog.get_logger(__name__)
 
@@ -19,7 +19,7 @@ NEGATIVE = "negative"
 
 
 class SpikeObserver:
-    """A :class:`~consumer.events.BatchObserver` that runs the detector on committed posts.
+    """A :class:`~stream_core.events.BatchObserver` that runs the detector on committed posts.
 
     Alerts go to ``deliver`` (the :class:`~observability.alert_sink.AlertSink`), which must not
     block. ``tick`` is called about once a second by the runtime so that an alert still clears

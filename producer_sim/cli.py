@@ -24,9 +24,9 @@ from producer_sim.download import (
 from producer_sim.posts import Spike
 from producer_sim.progress import live_progress, summary_table
 from producer_sim.simulator import Simulator, SimulatorConfig
-from sentiment_stream.logs import configure_logging
-from sentiment_stream.settings import load_settings, settings_options
-from sentiment_stream.shutdown import stop_on_signals
+from stream_core.logs import configure_logging
+from stream_core.settings import load_settings, settings_options
+from stream_core.shutdown import stop_on_signals
 
 RATE = click.FloatRange(min=0.0)
 SHARE = click.FloatRange(min=0.0, max=1.0)

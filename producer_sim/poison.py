@@ -11,7 +11,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Final
 
-from sentiment_stream.contract import MAX_TEXT_CHARS, DeadLetterReason
+from stream_core.contract import MAX_TEXT_CHARS, DeadLetterReason
 
 
 class PoisonKind(StrEnum):

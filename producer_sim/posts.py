@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from model.data import LabelledTweet
-from sentiment_stream.contract import LABELS
+from stream_core.contract import LABELS
 
 NEGATIVE = LABELS.index("negative")
 

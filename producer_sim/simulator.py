@@ -24,7 +24,7 @@ from producer_sim.pacing import Pacer
 from producer_sim.poison import PoisonKind, poison_value
 from producer_sim.posts import AuthorPool, Spike, TweetPicker, encode, post_fields
 from producer_sim.topics import ensure_topic
-from sentiment_stream.contract import GOLD_LABEL_HEADER, LABELS
+from stream_core.contract import GOLD_LABEL_HEADER, LABELS
 
 log = structlog.get_logger(__name__)
 

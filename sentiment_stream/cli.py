@@ -12,8 +12,8 @@ from consumer.cli import consume
 from demo.cli import demo, stack
 from model.cli import model
 from producer_sim.cli import simulate
-from sentiment_stream import __version__
 from storage.cli import db
+from stream_core import __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -10,8 +10,8 @@ import structlog
 from alembic.util.exc import CommandError
 from sqlalchemy.exc import OperationalError
 
-from sentiment_stream.logs import configure_logging
-from sentiment_stream.settings import Settings, load_settings, settings_options
+from stream_core.logs import configure_logging
+from stream_core.settings import Settings, load_settings, settings_options
 
 log = structlog.get_logger(__name__)
 

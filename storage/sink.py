@@ -19,9 +19,9 @@ import psycopg
 import structlog
 from psycopg.types.json import Jsonb
 
-from consumer.events import ScoredPost
-from sentiment_stream.contract import LABELS
 from storage.urls import libpq_url, redacted
+from stream_core.contract import LABELS
+from stream_core.events import ScoredPost
 
 log = structlog.get_logger(__name__)
 

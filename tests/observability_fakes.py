@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from consumer.events import CommittedBatch, ScoredPost
-from sentiment_stream.contract import LABELS
+from stream_core.contract import LABELS
+from stream_core.events import CommittedBatch, ScoredPost
 
 
 class FakeMetadata(BaseModel):

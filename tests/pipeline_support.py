@@ -17,13 +17,13 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from pydantic import SecretStr
 
-from consumer.events import CommittedBatch, PipelineState
 from consumer.pipeline import Pipeline, build_pipeline
 from observability.metrics import PipelineMetrics
-from sentiment_stream.contract import LABELS
-from sentiment_stream.settings import Settings
 from storage import migrate
 from storage.urls import libpq_url
+from stream_core.contract import LABELS
+from stream_core.events import CommittedBatch, PipelineState
+from stream_core.settings import Settings
 
 # Short sessions: tansu's JoinGroup waits session.timeout.ms / 2.
 FAST_GROUP = {"session.timeout.ms": "3000", "heartbeat.interval.ms": "500"}

@@ -9,12 +9,12 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumer.events import PipelineState
 from observability.api import Scorer as ApiScorer
 from observability.api import create_app
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
-from sentiment_stream.contract import LABELS, MAX_TEXT_CHARS
+from stream_core.contract import LABELS, MAX_TEXT_CHARS
+from stream_core.events import PipelineState
 from tests.observability_fakes import FakeMetadata, FakeScorer, committed
 
 OFFLINE = {"macro_recall": 0.69, "accuracy": 0.7, "macro_f1": 0.68}

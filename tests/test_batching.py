@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from consumer.batching import Batch, MicroBatcher
-from consumer.records import DeadLetter, Post, SourceRecord
 from consumer.scoring import score_batch
-from sentiment_stream.contract import GOLD_LABEL_HEADER, DeadLetterReason
+from stream_core.contract import GOLD_LABEL_HEADER, DeadLetterReason
+from stream_core.records import DeadLetter, Post, SourceRecord
 from tests.pipeline_support import FakeScorer
 
 

@@ -20,8 +20,8 @@ from demo.consumer_process import ConsumerProcess
 from demo.run import DemoOptions, DemoResult, DemoRun
 from demo.services import Services
 from model.data import read_splits
-from sentiment_stream.settings import DEFAULT_MODEL_DIR, Settings
 from storage.urls import libpq_url
+from stream_core.settings import DEFAULT_MODEL_DIR, Settings
 from tests.conftest import CLI, ROOT, cli_env
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from sentiment_stream.cli import main as cli_main
-from sentiment_stream.settings import KAFKA_ENV_PREFIX, Settings, load_settings
+from stream_core.settings import KAFKA_ENV_PREFIX, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

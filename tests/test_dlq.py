@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from consumer.dlq import TRUNCATED_VALUE_BYTES, DeadLetterPublisher
-from consumer.records import DeadLetter, SourceRecord
 from observability.metrics import PipelineMetrics
-from sentiment_stream.contract import DeadLetterReason, DlqHeader
+from stream_core.contract import DeadLetterReason, DlqHeader
+from stream_core.records import DeadLetter, SourceRecord
 from tests.pipeline_support import read_all
 
 pytestmark = pytest.mark.integration

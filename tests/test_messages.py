@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from consumer.messages import InvalidMessageError, parse_post
-from sentiment_stream.contract import DeadLetterReason as R
+from stream_core.contract import DeadLetterReason as R
 
 
 def parse(value: bytes | None, **options: object) -> object:

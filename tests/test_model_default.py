@@ -8,7 +8,7 @@ import pytest
 
 from model.metadata import ModelMetadata
 from model.scorer import Scorer
-from sentiment_stream.settings import DEFAULT_MODEL_DIR, load_settings
+from stream_core.settings import DEFAULT_MODEL_DIR, load_settings
 
 
 @pytest.fixture(scope="module")

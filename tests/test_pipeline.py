@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from consumer.events import PipelineState
 from embedded import EmbeddedPostgres
 from model.scorer import Scorer
-from sentiment_stream.contract import GOLD_LABEL_HEADER, DeadLetterReason, DlqHeader
+from stream_core.contract import GOLD_LABEL_HEADER, DeadLetterReason, DlqHeader
+from stream_core.events import PipelineState
 from tests.pipeline_support import (
     aggregate_total,
     committed_offsets,

@@ -10,12 +10,12 @@ from pydantic import SecretStr
 
 from consumer.batching import Batch
 from consumer.dlq import DeadLetterPublisher
-from consumer.events import PipelineState
 from consumer.pipeline import QUEUE_BATCHES, Pipeline
-from consumer.records import Post, SourceRecord
 from embedded.process import free_port
 from observability.metrics import PipelineMetrics
-from sentiment_stream.settings import Settings
+from stream_core.events import PipelineState
+from stream_core.records import Post, SourceRecord
+from stream_core.settings import Settings
 from tests.pipeline_support import FakeScorer
 from tests.test_writer import FlakySink
 

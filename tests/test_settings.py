@@ -7,7 +7,7 @@ import pytest
 from pydantic import SecretStr
 
 from consumer.pipeline import consumer_config
-from sentiment_stream.settings import Settings
+from stream_core.settings import Settings
 
 # What a deployment on tansu or a secured cluster sets through KAFKA_* variables.
 OPTIONS = {

@@ -25,7 +25,7 @@ from producer_sim.poison import PoisonKind, poison_value
 from producer_sim.posts import AuthorPool, Spike, TweetPicker, post_fields
 from producer_sim.simulator import KIND_HEADER, POISON_HEADER, Simulator, SimulatorConfig
 from producer_sim.topics import ensure_topic
-from sentiment_stream.contract import GOLD_LABEL_HEADER, MAX_TEXT_CHARS
+from stream_core.contract import GOLD_LABEL_HEADER, MAX_TEXT_CHARS
 from tests.conftest import CLI, ROOT, cli_env
 from tests.simulator_helpers import consume_all
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from consumer.events import ScoredPost
 from storage.sink import PostgresSink, SchemaMissingError, StorageUnavailableError
+from stream_core.events import ScoredPost
 from tests.pipeline_support import aggregate_total, migrated, query, row_count
 
 pytestmark = pytest.mark.integration

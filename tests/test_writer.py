@@ -10,13 +10,13 @@ import pytest
 from consumer.backoff import Backoff
 from consumer.batching import Batch, ScoredBatch
 from consumer.dlq import DeadLetterDeliveryError
-from consumer.events import CommittedBatch, PipelineState, ScoredPost
-from consumer.records import DeadLetter, Post, SourceRecord
 from consumer.scoring import score_batch
 from consumer.writer import BatchAbandonedError, BatchWriter
 from observability.metrics import PipelineMetrics
-from sentiment_stream.contract import DeadLetterReason
 from storage.sink import StorageUnavailableError, WriteResult
+from stream_core.contract import DeadLetterReason
+from stream_core.events import CommittedBatch, PipelineState, ScoredPost
+from stream_core.records import DeadLetter, Post, SourceRecord
 from tests.pipeline_support import FakeScorer
 
 NO_WAIT = Backoff(initial_s=0.001, max_s=0.001)

@@ -16,7 +16,7 @@ import click
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sentiment_stream.contract import MAX_TEXT_CHARS
+from stream_core.contract import MAX_TEXT_CHARS
 
 # The offline default model committed with the code (see model/assets/README.md).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model" / "assets" / "default"

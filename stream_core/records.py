@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sentiment_stream.contract import DeadLetterReason
+from stream_core.contract import DeadLetterReason
 
 TopicPartition = tuple[str, int]
 

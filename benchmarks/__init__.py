@@ -1,0 +1,1 @@
+"""Benchmarks that print figures (not run by CI): `python -m benchmarks.pipeline_bench`."""
