@@ -304,6 +304,8 @@ def train(
         distill_weight=distill_weight,
         distill_temperature=distill_temperature,
     )
+    if unlabelled and not teachers:
+        raise click.UsageError("--unlabelled tweets need a --teacher to label them")
     with user_errors():
         _check_disjoint(data_dir, train_split, eval_split)
         _check_unlabelled(data_dir, unlabelled, eval_split)

@@ -106,7 +106,7 @@ def _examples(
     from model.distill import read_unlabelled, teacher_probabilities
 
     if config.unlabelled and not config.teachers:
-        raise DataError("unlabelled tweets need a teacher to label them (--teacher)")
+        raise DataError("unlabelled tweets need a teacher to label them")
     extra = read_unlabelled([Path(p) for p in config.unlabelled])
     raw = [t.text for t in tweets] + extra
     normalise = normaliser(config.preprocessing)

