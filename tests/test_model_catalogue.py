@@ -159,5 +159,27 @@ def test_a_missing_encoder_package_says_what_to_install(
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "distribution", missing)
-    with pytest.raises(ModelExportError, match=r"sentiment-stream\[accurate\]"):
+    with pytest.raises(ModelExportError, match=r"sentiment-stream\[models\]"):
         encoders.mpnet_base_v2(tmp_path)
+
+
+@pytest.mark.slow
+def test_reexport_keeps_the_provenance_and_evaluates_the_same_lines(
+    tiny_model_dir: Path, tweeteval_dir: Path, tmp_path: Path
+) -> None:
+    folder = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    data = str(tweeteval_dir)
+    evaluated = invoke("evaluate", "--model", str(folder), "--data", data, "--split", "test[0:40]")
+    assert evaluated.exit_code == 0, evaluated.output
+    before = ModelMetadata.read(folder)
+    result = invoke("reexport", "--model", str(folder), "--data", data)
+    assert result.exit_code == 0, result.output
+    after = ModelMetadata.read(folder)
+    assert after.training == before.training
+    assert after.metrics is not None
+    assert after.metrics["splits"] == ["test[0:40]"]
+    assert after.created_at >= before.created_at
+    no_metrics = Path(shutil.copytree(tiny_model_dir, tmp_path / "fresh"))
+    refused = invoke("reexport", "--model", str(no_metrics), "--data", data)
+    assert refused.exit_code == 2
+    assert "names no evaluation split" in refused.output
