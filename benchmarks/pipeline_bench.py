@@ -36,14 +36,15 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from psycopg import sql
 
-from consumer.pipeline import build_pipeline
+from consumer.build import build_pipeline, write_parts
 from model.data import read_split
 from model.scorer import Scorer
 from observability.metrics import PipelineMetrics
 from storage import migrate
-from storage.sink import COLUMNS, COUNT_INSERTED_ROWS, INSERT_NEW_ROWS, PostgresSink
+from storage.sink import COLUMNS, INSERT_NEW_ROWS, PostgresSink
 from storage.urls import libpq_url
-from stream_core.events import CommittedBatch, PipelineState, ScoredPost
+from stream_core.events import CommittedBatch, PipelineState
+from stream_core.records import ScoredPost
 from stream_core.settings import DEFAULT_MODEL_DIR, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,25 +92,25 @@ def fake_posts(texts: Sequence[str], first_offset: int) -> list[ScoredPost]:
             partition=0,
             offset=first_offset + i,
             kafka_timestamp=now,
+            model_version="bench",
         )
         for i, text in enumerate(texts)
     ]
 
 
 def multi_row_insert(sink: PostgresSink, posts: Sequence[ScoredPost]) -> None:
-    """The alternative the sink does not use: one INSERT ... VALUES with every row."""
+    """The alternative the sink does not use: one INSERT ... VALUES with every row (and the
+    same write parts after it)."""
     row = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
-    statement = COUNT_INSERTED_ROWS.format(
-        insert=INSERT_NEW_ROWS.format(source="VALUES " + ", ".join([row] * len(posts)))
-    )
+    statement = INSERT_NEW_ROWS.format(source="VALUES " + ", ".join([row] * len(posts)))
     params = [value for post in posts for value in sink.row(post)]
     conn = sink.connection()
-    with conn.transaction():
-        conn.execute(statement, params)
+    with conn.transaction(), conn.cursor() as cursor:
+        sink.insert(cursor, statement, posts, params)
 
 
 def bench_sink(url: str, texts: Sequence[str]) -> dict[str, dict[int, float]]:
-    sink = PostgresSink(url, labels=("negative", "neutral", "positive"), model_version="bench")
+    sink = PostgresSink(url, labels=("negative", "neutral", "positive"), parts=write_parts())
     results: dict[str, dict[int, float]] = {"copy": {}, "insert": {}}
     offset = 0
     for batch_size in (64, 256):

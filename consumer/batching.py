@@ -1,41 +1,12 @@
-"""Micro-batches bounded by size and by wait time, and their offsets to commit."""
+"""Micro-batches bounded by size and by wait time (the batch itself: ``stream_core.batch``)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from stream_core.events import ScoredPost
-from stream_core.records import DeadLetter, Post, SourceRecord, TopicPartition
-
-
-@dataclass
-class Batch:
-    """Consecutive records of a few partitions: the valid posts and the dead letters."""
-
-    accepted: list[tuple[SourceRecord, Post]] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    # Per partition, the offset to commit once this batch is stored: highest offset + 1.
-    next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
-
-    def add(self, record: SourceRecord, outcome: Post | DeadLetter) -> None:
-        if isinstance(outcome, DeadLetter):
-            self.dead_letters.append(outcome)
-        else:
-            self.accepted.append((record, outcome))
-        self.next_offsets[record.topic_partition] = record.offset + 1
-
-    def __len__(self) -> int:
-        return len(self.accepted) + len(self.dead_letters)
-
-
-@dataclass
-class ScoredBatch:
-    """A batch after the model: one ScoredPost per accepted record, in the same order."""
-
-    batch: Batch
-    posts: list[ScoredPost]
+from stream_core.batch import Batch
+from stream_core.records import DeadLetter, Post, SourceRecord
 
 
 class MicroBatcher:

@@ -32,7 +32,8 @@ def consume(**kwargs: Any) -> None:
     configure_logging(settings.log_level, settings.log_format)
     from confluent_kafka import KafkaException
 
-    from consumer.pipeline import PipelineFailedError, build_pipeline
+    from consumer.build import build_pipeline
+    from consumer.pipeline import PipelineFailedError
     from observability import runtime as observability
     from observability.metrics import PipelineMetrics
     from stream_core.events import PipelineState
@@ -82,7 +83,7 @@ def _load_scorer(settings: Settings) -> Scorer:
 def _check_database(settings: Settings) -> None:
     from storage.sink import PostgresSink, SchemaMissingError, StorageUnavailableError
 
-    probe = PostgresSink(settings.database_url_value(), labels=LABELS, model_version="")
+    probe = PostgresSink(settings.database_url_value(), labels=LABELS)
     try:
         probe.connection()
     except (StorageUnavailableError, SchemaMissingError) as error:

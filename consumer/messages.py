@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
 from stream_core.contract import DeadLetterReason
-from stream_core.records import Post
+from stream_core.records import DeadLetter, Post, SourceRecord
 
 _REASON_BY_ERROR_TYPE = {
     "model_type": DeadLetterReason.NOT_AN_OBJECT,
@@ -109,3 +109,15 @@ def parse_post(value: bytes | None, *, max_text_chars: int, reject_unknown: bool
         created_at=created_at,
         extra=extra,
     )
+
+
+def validated(
+    record: SourceRecord, *, max_text_chars: int, reject_unknown: bool = False
+) -> Post | DeadLetter:
+    """The record's post, or the dead letter that says why it is none."""
+    try:
+        return parse_post(
+            record.value, max_text_chars=max_text_chars, reject_unknown=reject_unknown
+        )
+    except InvalidMessageError as invalid:
+        return DeadLetter(record, invalid.reason, invalid.error)

@@ -1,14 +1,14 @@
-"""The model stage: a batch of validated posts -> ScoredPosts (the scorer runs here only)."""
+"""The score step: the model labels every post of a batch, in one call."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import Any, Protocol
 
-from consumer.batching import Batch, ScoredBatch
-from stream_core.contract import GOLD_LABEL_HEADER
-from stream_core.events import ScoredPost
+from observability.metrics import PipelineMetrics
+from stream_core.batch import Batch
 
 
 class ScoreResult(Protocol):
@@ -33,38 +33,25 @@ class BatchScorer(Protocol):
     def score(self, texts: Sequence[str]) -> ScoreResult: ...
 
 
-def _from_epoch_ms(timestamp_ms: int | None) -> datetime | None:
-    return None if timestamp_ms is None else datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+class ScoreStep:
+    """A :class:`~stream_core.batch.BatchStep`: fills each post's label, probabilities and the
+    version of the model that scored it; times the model (``sentiment_inference_seconds``)."""
 
+    def __init__(self, scorer: BatchScorer, metrics: PipelineMetrics) -> None:
+        self._scorer = scorer
+        self._metrics = metrics
 
-def score_batch(scorer: BatchScorer, batch: Batch) -> ScoredBatch:
-    """Score every accepted post of ``batch`` in one call to the model."""
-    if not batch.accepted:
-        return ScoredBatch(batch=batch, posts=[])
-    result = scorer.score([post.text for _, post in batch.accepted])
-    labels = scorer.labels
-    rows: list[list[float]] = result.probabilities.tolist()
-    label_ids: list[int] = result.label_ids.tolist()
-    posts = []
-    for (record, post), probabilities, label_id in zip(
-        batch.accepted, rows, label_ids, strict=True
-    ):
-        gold = record.header(GOLD_LABEL_HEADER)
-        posts.append(
-            ScoredPost(
-                post_id=post.post_id,
-                text=post.text,
-                author=post.author,
-                lang=post.lang,
-                created_at=post.created_at,
-                label=labels[label_id],
-                probabilities=tuple(probabilities),
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                kafka_timestamp=_from_epoch_ms(record.timestamp_ms),
-                gold_label=gold.decode("utf-8", "replace") if gold is not None else None,
-                extra=post.extra,
-            )
-        )
-    return ScoredBatch(batch=batch, posts=posts)
+    def process(self, batch: Batch) -> Batch:
+        if not batch.posts:
+            return batch  # only dead letters: the model need not run
+        started = time.perf_counter()
+        result = self._scorer.score([post.text for post in batch.posts])
+        labels, version = self._scorer.labels, self._scorer.version
+        rows: list[list[float]] = result.probabilities.tolist()
+        label_ids: list[int] = result.label_ids.tolist()
+        batch.posts = [
+            replace(post, label=labels[label_id], probabilities=tuple(row), model_version=version)
+            for post, row, label_id in zip(batch.posts, rows, label_ids, strict=True)
+        ]
+        self._metrics.inference_seconds.observe(time.perf_counter() - started)
+        return batch

@@ -1,15 +1,26 @@
-"""A pipeline stage: a thread that takes items from a bounded queue, in order, one at a time."""
+"""The stages behind the poller: threads that take batches from bounded queues, in order.
+
+:class:`Downstream` chains the steps stage and the writer stage and counts the batches in
+flight; each :class:`Stage` is one thread working through its queue one item at a time.
+"""
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
-from typing import Generic, TypeVar
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 import structlog
 
+from consumer.flow import InFlight
+from stream_core.batch import Batch, BatchStep
+
 log = structlog.get_logger(__name__)
+
+QUEUE_BATCHES = 2  # batches waiting between two stages
+PUT_CHECK_S = 0.1  # how often a blocked hand-over looks at the abandon flag
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -66,3 +77,101 @@ class Stage(threading.Thread, Generic[In, Out]):
                 self._outbox.put(result)
         if self._outbox is not None:
             self._outbox.put(END)
+
+
+class Downstream:
+    """The steps stage (``steps``, in order, on each batch) and the writer stage (``write``),
+    joined by bounded queues.
+
+    :attr:`in_flight` counts the batches handed over and not yet stored (or dropped after a
+    failure). A hand-over waits for room only as long as it is told to, and never once
+    ``abandon`` is set (past the shutdown deadline).
+    """
+
+    def __init__(
+        self,
+        *,
+        steps: Sequence[BatchStep],
+        write: Callable[[Batch], None],
+        on_failure: Callable[[BaseException], None],
+        abandon: threading.Event,
+    ) -> None:
+        self.in_flight = InFlight()
+        self._steps = tuple(steps)
+        self._write = write
+        self._abandon = abandon
+        self._to_steps: queue.Queue[Batch | EndOfStream] = queue.Queue(QUEUE_BATCHES)
+        to_write: queue.Queue[Batch | EndOfStream] = queue.Queue(QUEUE_BATCHES)
+        done = self.in_flight.done
+        self._stages: list[Stage[Any, Any]] = [
+            Stage(
+                "steps",
+                inbox=self._to_steps,
+                work=self._process,
+                outbox=to_write,
+                on_dropped=done,
+                on_failure=on_failure,
+            ),
+            Stage(
+                "writer",
+                inbox=to_write,
+                work=self._store,
+                outbox=None,
+                on_dropped=done,
+                on_failure=on_failure,
+            ),
+        ]
+
+    def start(self) -> None:
+        for stage in self._stages:
+            stage.start()
+
+    def offer(self, batch: Batch, wait_s: float = 0.0) -> bool:
+        """Hand ``batch`` to the steps if their queue has room (within ``wait_s``)."""
+        self.in_flight.add()
+        try:
+            self._to_steps.put(batch, block=wait_s > 0, timeout=wait_s or None)
+        except queue.Full:
+            self.in_flight.done()
+            return False
+        return True
+
+    def hand_over(self, batch: Batch, deadline: float) -> bool:
+        """Hand ``batch`` to the steps, waiting for room until ``deadline`` (monotonic)."""
+        self.in_flight.add()
+        if self._put_until(batch, deadline):
+            return True
+        self.in_flight.done()
+        return False
+
+    def finish(self, deadline: float) -> None:
+        """Let the stages finish what they hold and stop; past ``deadline``, abandon it."""
+        if not self._put_until(END, deadline):
+            self._abandon.set()
+        for stage in self._stages:
+            stage.join(max(0.0, deadline - time.monotonic()))
+        if any(stage.is_alive() for stage in self._stages):
+            self._abandon.set()
+            for stage in self._stages:
+                stage.join(5.0)
+
+    def _process(self, batch: Batch) -> Batch:
+        for step in self._steps:
+            batch = step.process(batch)
+        return batch
+
+    def _store(self, batch: Batch) -> None:
+        self._write(batch)
+        self.in_flight.done()  # on failure the stage counts the batch as dropped instead
+
+    def _put_until(self, item: Batch | EndOfStream, deadline: float) -> bool:
+        while not self._abandon.is_set():
+            wait_s = min(PUT_CHECK_S, max(0.0, deadline - time.monotonic()))
+            try:
+                self._to_steps.put(item, timeout=wait_s)
+            except queue.Full:
+                if time.monotonic() >= deadline:
+                    return False
+                continue
+            return True
+        return False

@@ -17,13 +17,13 @@ from typing import Protocol, TypeVar
 import structlog
 
 from consumer.backoff import Backoff
-from consumer.batching import ScoredBatch
 from consumer.dlq import DeadLetterDeliveryError
 from observability.metrics import PipelineMetrics
 from storage.sink import Sink, StorageUnavailableError, WriteResult
+from stream_core.batch import Batch
 from stream_core.contract import DeadLetterReason
-from stream_core.events import BatchObserver, CommittedBatch, PipelineState, ScoredPost
-from stream_core.records import DeadLetter, TopicPartition
+from stream_core.events import BatchObserver, CommittedBatch, PipelineState
+from stream_core.records import DeadLetter, ScoredPost, TopicPartition
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +31,11 @@ T = TypeVar("T")
 
 
 class DeadLetterSink(Protocol):
+    """What the writer needs of ``consumer.dlq.DeadLetterPublisher``."""
+
     def publish(self, letters: Sequence[DeadLetter]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class BatchAbandonedError(Exception):
@@ -67,20 +71,20 @@ class BatchWriter:
         self.storage_ok = threading.Event()
         self.storage_ok.set()
 
-    def handle(self, scored: ScoredBatch) -> None:
-        result = self._until_done("database", lambda: self._write(scored.posts))
+    def handle(self, batch: Batch) -> None:
+        result = self._until_done("database", lambda: self._write(batch.posts))
         committed_at = datetime.now(UTC)
         refused = {id(post): error for post, error in result.rejected}
-        letters = scored.batch.dead_letters + [
+        letters = batch.dead_letters + [
             DeadLetter(record, DeadLetterReason.STORAGE_REJECTED, refused[id(post)])
-            for (record, _), post in zip(scored.batch.accepted, scored.posts, strict=True)
+            for (record, _), post in zip(batch.accepted, batch.posts, strict=True)
             if id(post) in refused
         ]
         if letters:
             self._until_done("dead-letter topic", lambda: self._dead_letters.publish(letters))
-        self._commit(scored.batch.next_offsets)
-        stored = [post for post in scored.posts if id(post) not in refused]
-        self._record_metrics(scored, stored, result, committed_at)
+        self._commit(batch.next_offsets)
+        stored = [post for post in batch.posts if id(post) not in refused]
+        self._record_metrics(batch, stored, result, committed_at)
         self._notify(CommittedBatch(stored, result.inserted, committed_at, self._model_version))
 
     def _write(self, posts: Sequence[ScoredPost]) -> WriteResult:
@@ -115,16 +119,17 @@ class BatchWriter:
 
     def _record_metrics(
         self,
-        scored: ScoredBatch,
+        batch: Batch,
         stored: list[ScoredPost],
         result: WriteResult,
         committed_at: datetime,
     ) -> None:
         metrics = self._metrics
-        metrics.batch_size.observe(len(scored.batch))
+        metrics.batch_size.observe(len(batch))
         metrics.rows_written.inc(result.inserted)
         metrics.duplicates_skipped.inc(len(stored) - result.inserted)
-        for label, count in Counter(post.label for post in stored).items():
+        labels = Counter(post.label for post in stored if post.label is not None)
+        for label, count in labels.items():
             metrics.predictions.labels(label=label).inc(count)
         from_created = metrics.end_to_end_latency.labels(source="created_at")
         from_kafka = metrics.end_to_end_latency.labels(source="kafka")

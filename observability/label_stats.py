@@ -51,7 +51,7 @@ class OnlineLabelStats:
         self._lock = threading.Lock()
 
     def on_batch_committed(self, batch: CommittedBatch) -> None:
-        counts = Counter(post.label for post in batch.posts)
+        counts = Counter(post.label for post in batch.posts if post.label is not None)
         gold = [post for post in batch.posts if post.gold_label is not None]
         correct = sum(post.gold_label == post.label for post in gold)
         with self._lock:

@@ -2,8 +2,9 @@
 
 One batch is one transaction: COPY into a temporary staging table, then one statement that
 inserts the new rows into ``scored_posts`` (``ON CONFLICT DO NOTHING`` on the Kafka position)
-and adds exactly those rows, and only those, to ``sentiment_minute_counts``. A replayed batch
-therefore changes nothing, and the aggregates stay exact.
+and returns the rows it really inserted; then the write parts (:class:`WritePart`: today the
+per-minute counts, ``storage.minute_counts``) add what those rows, and only those, contribute.
+A replayed batch therefore changes nothing, and the aggregates stay exact.
 
 COPY + INSERT ... SELECT beat a multi-row INSERT ... VALUES here: 8.9k vs 6.6k rows/s for
 batches of 64 tweets, 15.7k vs 5.5k for 256 (``python -m benchmarks.pipeline_bench`` prints both).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import psycopg
@@ -21,7 +23,7 @@ from psycopg.types.json import Jsonb
 
 from storage.urls import libpq_url, redacted
 from stream_core.contract import LABELS
-from stream_core.events import ScoredPost
+from stream_core.records import ScoredPost
 
 log = structlog.get_logger(__name__)
 
@@ -54,28 +56,18 @@ CREATE TEMPORARY TABLE IF NOT EXISTS scored_posts_staging (
 ) ON COMMIT DELETE ROWS
 """
 
-# Rows are inserted, and minute counts upserted, in key order, so that two consumers writing
-# overlapping rows (during a rebalance) lock them in the same order and never deadlock.
+# Rows are inserted in key order (and the write parts keep an order of their own), so that two
+# consumers writing overlapping rows (during a rebalance) lock them in the same order and never
+# deadlock. RETURNING names the rows really inserted: a replayed one is not among them.
 INSERT_NEW_ROWS = f"""
 INSERT INTO scored_posts ({_COLUMN_LIST})
 {{source}}
 ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING
-RETURNING label, date_trunc('minute', coalesce(created_at, kafka_timestamp, scored_at)) AS minute
+RETURNING kafka_topic, kafka_partition, kafka_offset, scored_at
 """
-COUNT_INSERTED_ROWS = """
-WITH inserted AS ({insert}),
-counted AS (
-    INSERT INTO sentiment_minute_counts AS counts (minute, label, count)
-    SELECT minute, label, count(*) FROM inserted GROUP BY minute, label ORDER BY minute, label
-    ON CONFLICT (minute, label) DO UPDATE SET count = counts.count + EXCLUDED.count
-)
-SELECT count(*) FROM inserted
-"""
-_FROM_STAGING = COUNT_INSERTED_ROWS.format(
-    insert=INSERT_NEW_ROWS.format(
-        source=f"SELECT {_COLUMN_LIST} FROM scored_posts_staging "
-        "ORDER BY kafka_topic, kafka_partition, kafka_offset"
-    )
+_FROM_STAGING = INSERT_NEW_ROWS.format(
+    source=f"SELECT {_COLUMN_LIST} FROM scored_posts_staging "
+    "ORDER BY kafka_topic, kafka_partition, kafka_offset"
 )
 
 
@@ -104,6 +96,39 @@ class WriteResult:
     rejected: list[tuple[ScoredPost, str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class InsertedRows:
+    """The rows one transaction really inserted into ``scored_posts`` (replays excluded)."""
+
+    posts: Sequence[ScoredPost]
+    scored_at: datetime  # their ``scored_at``: the transaction's time, the same for every row
+
+
+class WritePart(Protocol):
+    """Writes what a batch adds beside its rows, in the batch's transaction.
+
+    ``write`` gets the transaction's cursor and the rows really inserted, and runs (at most)
+    one statement: a replay inserts no row, so it adds nothing, and a failure rolls the whole
+    batch back. Parts run in the order ``consumer.build.write_parts`` lists them, and only
+    when the transaction inserted at least one row.
+    """
+
+    def write(self, cursor: psycopg.Cursor[Any], inserted: InsertedRows) -> None: ...
+
+
+def inserted_rows(
+    posts: Sequence[ScoredPost], returned: Sequence[tuple[Any, ...]]
+) -> InsertedRows | None:
+    """The posts named by ``INSERT_NEW_ROWS``'s RETURNING rows (None when none was inserted)."""
+    if not returned:
+        return None
+    keys = {(topic, partition, offset) for topic, partition, offset, _ in returned}
+    return InsertedRows(
+        posts=[post for post in posts if (post.topic, post.partition, post.offset) in keys],
+        scored_at=returned[0][3],
+    )
+
+
 class Sink(Protocol):
     """Writes whole batches, idempotently; raises StorageUnavailableError for transient failures."""
 
@@ -113,18 +138,19 @@ class Sink(Protocol):
 
 
 class PostgresSink:
-    """The PostgreSQL sink: one transaction per batch; bad rows isolated by bisection."""
+    """The PostgreSQL sink: one transaction per batch, with its write parts; bad rows isolated
+    by bisection."""
 
     def __init__(
         self,
         database_url: str,
         *,
         labels: Sequence[str],
-        model_version: str,
+        parts: Sequence[WritePart] = (),
         connect_timeout_s: int = 5,
     ) -> None:
         self._url = database_url
-        self._model_version = model_version
+        self._parts = tuple(parts)
         self._connect_timeout_s = connect_timeout_s
         # Probabilities come in the model's label order; the columns are in LABELS order.
         self._column_order = [list(labels).index(name) for name in LABELS]
@@ -141,7 +167,7 @@ class PostgresSink:
             post.created_at,
             post.label,
             *probabilities,
-            self._model_version,
+            post.model_version,
             post.topic,
             post.partition,
             post.offset,
@@ -214,8 +240,23 @@ class PostgresSink:
             with cursor.copy(f"COPY scored_posts_staging ({_COLUMN_LIST}) FROM STDIN") as copy:
                 for post in posts:
                     copy.write_row(self.row(post))
-            found = cursor.execute(_FROM_STAGING).fetchone()
-        return int(found[0]) if found else 0
+            return self.insert(cursor, _FROM_STAGING, posts)
+
+    def insert(
+        self,
+        cursor: psycopg.Cursor[Any],
+        statement: str,
+        posts: Sequence[ScoredPost],
+        params: Sequence[Any] | None = None,
+    ) -> int:
+        """Run ``statement`` (``INSERT_NEW_ROWS`` from some source) for ``posts``, then the
+        write parts on the rows it really inserted; returns how many that was."""
+        inserted = inserted_rows(posts, cursor.execute(statement, params).fetchall())
+        if inserted is None:
+            return 0
+        for part in self._parts:
+            part.write(cursor, inserted)
+        return len(inserted.posts)
 
     def close(self) -> None:
         if self._conn is not None:

@@ -11,26 +11,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-
-@dataclass(frozen=True, slots=True)
-class ScoredPost:
-    """One post, its scores and its Kafka coordinates, as written to ``scored_posts``."""
-
-    post_id: str
-    text: str
-    author: str | None
-    lang: str | None
-    created_at: datetime | None
-    label: str
-    probabilities: tuple[float, ...]  # in the model's label order
-    topic: str
-    partition: int
-    offset: int
-    kafka_timestamp: datetime | None
-    gold_label: str | None = None  # from the simulator's header, when present
-    extra: dict[str, Any] | None = None  # message fields outside the contract, kept
+from stream_core.records import ScoredPost
 
 
 @dataclass(frozen=True, slots=True)

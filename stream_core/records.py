@@ -1,12 +1,13 @@
-"""What the pipeline carries: a consumed Kafka record, a validated post, a dead letter."""
+"""What the pipeline carries: a consumed Kafka record, a validated post, a dead letter, and the
+row each post becomes (:class:`ScoredPost`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from stream_core.contract import DeadLetterReason
+from stream_core.contract import GOLD_LABEL_HEADER, DeadLetterReason
 
 TopicPartition = tuple[str, int]
 
@@ -69,3 +70,53 @@ class DeadLetter:
     record: SourceRecord
     reason: DeadLetterReason
     error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoredPost:
+    """One post on its way to ``scored_posts``: the message, its Kafka coordinates, and what the
+    per-batch steps add (``stream_core.batch``).
+
+    Built when its batch is cut, unscored (``label`` None); the score step fills ``label``,
+    ``probabilities`` and ``model_version``. A step that adds something per post gets a field
+    here, with a default (ARCHITECTURE.md, "Adding a per-batch step"); a field that is stored
+    also gets a column in ``storage.posts`` and a migration.
+    """
+
+    post_id: str
+    text: str
+    author: str | None = None
+    lang: str | None = None
+    created_at: datetime | None = None
+    topic: str
+    partition: int
+    offset: int
+    kafka_timestamp: datetime | None = None
+    gold_label: str | None = None  # from the simulator's header, when present
+    extra: dict[str, Any] | None = None  # message fields outside the contract, kept
+    # Filled by the score step.
+    label: str | None = None
+    probabilities: tuple[float, ...] = ()  # in the model's label order
+    model_version: str | None = None  # the model that scored this very post
+
+    @classmethod
+    def unscored(cls, record: SourceRecord, post: Post) -> ScoredPost:
+        """The row of a validated post, before any step ran."""
+        gold = record.header(GOLD_LABEL_HEADER)
+        return cls(
+            post_id=post.post_id,
+            text=post.text,
+            author=post.author,
+            lang=post.lang,
+            created_at=post.created_at,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            kafka_timestamp=_from_epoch_ms(record.timestamp_ms),
+            gold_label=gold.decode("utf-8", "replace") if gold is not None else None,
+            extra=post.extra,
+        )
+
+
+def _from_epoch_ms(timestamp_ms: int | None) -> datetime | None:
+    return None if timestamp_ms is None else datetime.fromtimestamp(timestamp_ms / 1000, UTC)

@@ -11,7 +11,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from stream_core.contract import LABELS
-from stream_core.events import CommittedBatch, ScoredPost
+from stream_core.events import CommittedBatch
+from stream_core.records import ScoredPost
 
 
 class FakeMetadata(BaseModel):

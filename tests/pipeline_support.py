@@ -17,10 +17,13 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from pydantic import SecretStr
 
-from consumer.pipeline import Pipeline, build_pipeline
+from consumer.build import batch_steps, build_pipeline, write_parts
+from consumer.pipeline import Pipeline
 from observability.metrics import PipelineMetrics
 from storage import migrate
+from storage.sink import WritePart
 from storage.urls import libpq_url
+from stream_core.batch import BatchStep
 from stream_core.contract import LABELS
 from stream_core.events import CommittedBatch, PipelineState
 from stream_core.settings import Settings
@@ -96,7 +99,7 @@ def settings_for(bootstrap: str, database_url: str, topic: str, **overrides: Any
         bootstrap_servers=bootstrap,
         database_url=SecretStr(database_url),
         topic=topic,
-        group_id=f"group-{topic}",
+        group_id=overrides.pop("group_id", f"group-{topic}"),
         batch_size=overrides.pop("batch_size", 32),
         batch_wait_ms=overrides.pop("batch_wait_ms", 50),
         kafka_options={
@@ -128,13 +131,40 @@ class RunningPipeline:
 
 
 @contextmanager
-def running_pipeline(settings: Settings, scorer: Any | None = None) -> Iterator[RunningPipeline]:
-    """The pipeline in a thread of this process; stopped (and joined) on exit."""
+def running_pipeline(
+    settings: Settings,
+    scorer: Any | None = None,
+    *,
+    extra_steps: Sequence[BatchStep] = (),
+    extra_parts: Sequence[WritePart] = (),
+) -> Iterator[RunningPipeline]:
+    """The pipeline in a thread of this process; stopped (and joined) on exit.
+
+    ``extra_steps`` and ``extra_parts`` come after the standard ones (``consumer.build``).
+    """
     scorer = scorer or FakeScorer()
     metrics, state, recorder = PipelineMetrics(), PipelineState(model_loaded=True), Recorder()
     pipeline = build_pipeline(
-        settings, scorer=scorer, metrics=metrics, state=state, observers=[recorder]
+        settings,
+        scorer=scorer,
+        metrics=metrics,
+        state=state,
+        observers=[recorder],
+        steps=[*batch_steps(scorer, metrics), *extra_steps],
+        parts=[*write_parts(), *extra_parts],
     )
+    with in_a_thread(pipeline) as (thread, errors):
+        yield RunningPipeline(pipeline, metrics, state, recorder, thread, errors)
+
+
+@contextmanager
+def in_a_thread(
+    pipeline: Pipeline, join_s: float = 60
+) -> Iterator[tuple[threading.Thread, list[BaseException]]]:
+    """Run ``pipeline`` in a thread; on exit, stop it and check that it stopped.
+
+    Yields the thread and the list that gets what ``run`` raised, if anything.
+    """
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -146,10 +176,10 @@ def running_pipeline(settings: Settings, scorer: Any | None = None) -> Iterator[
     thread = threading.Thread(target=run, name="pipeline", daemon=True)
     thread.start()
     try:
-        yield RunningPipeline(pipeline, metrics, state, recorder, thread, errors)
+        yield thread, errors
     finally:
         pipeline.stop()
-        thread.join(60)
+        thread.join(join_s)
     assert not thread.is_alive(), "the pipeline did not stop"
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from consumer.batching import Batch, MicroBatcher
-from consumer.scoring import score_batch
+from consumer.batching import MicroBatcher
+from consumer.scoring import ScoreStep
+from observability.metrics import PipelineMetrics
+from stream_core.batch import Batch
 from stream_core.contract import GOLD_LABEL_HEADER, DeadLetterReason
 from stream_core.records import DeadLetter, Post, SourceRecord
 from tests.pipeline_support import FakeScorer
@@ -80,7 +82,7 @@ def test_score_batch_keeps_order_coordinates_and_gold_label() -> None:
             record(offset, headers=((GOLD_LABEL_HEADER, b"positive"),), timestamp_ms=1_000),
             post(text),
         )
-    scored = score_batch(FakeScorer(), batch)
+    scored = ScoreStep(FakeScorer(), PipelineMetrics()).process(batch)
     assert [p.text for p in scored.posts] == texts
     assert [p.offset for p in scored.posts] == [0, 1, 2]
     assert [p.label for p in scored.posts] == ["neutral", "positive", "negative"]
@@ -99,4 +101,14 @@ def test_a_batch_of_only_dead_letters_needs_no_model() -> None:
         def score(self, texts):  # type: ignore[no-untyped-def]
             raise AssertionError("the model must not run")
 
-    assert score_batch(Exploding(), batch).posts == []
+    assert ScoreStep(Exploding(), PipelineMetrics()).process(batch).posts == []
+
+
+def test_the_score_step_records_the_model_version_and_its_time() -> None:
+    batch = Batch()
+    batch.add(record(0), post("a"))
+    assert batch.posts[0].label is None  # unscored until the step runs
+    metrics = PipelineMetrics()
+    (scored,) = ScoreStep(FakeScorer(), metrics).process(batch).posts
+    assert (scored.label, scored.model_version) == ("neutral", FakeScorer.version)
+    assert metrics.registry.get_sample_value("sentiment_inference_seconds_count") == 1

@@ -6,7 +6,7 @@ import confluent_kafka
 import pytest
 from pydantic import SecretStr
 
-from consumer.pipeline import consumer_config
+from consumer.source import consumer_config
 from stream_core.settings import Settings
 
 # What a deployment on tansu or a secured cluster sets through KAFKA_* variables.

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from storage.minute_counts import MinuteCounts
 from storage.sink import PostgresSink, SchemaMissingError, StorageUnavailableError
-from stream_core.events import ScoredPost
+from stream_core.records import ScoredPost
 from tests.pipeline_support import aggregate_total, migrated, query, row_count
 
 pytestmark = pytest.mark.integration
@@ -28,6 +29,7 @@ def scored(offset: int, text: str = "hello", minute: int = 0, **fields: object) 
         "partition": 0,
         "offset": offset,
         "kafka_timestamp": datetime(2024, 5, 1, 13, 0, tzinfo=UTC),
+        "model_version": "m-1",
     }
     values.update(fields)
     return ScoredPost(**values)  # type: ignore[arg-type]
@@ -35,7 +37,7 @@ def scored(offset: int, text: str = "hello", minute: int = 0, **fields: object) 
 
 @pytest.fixture
 def sink(database_url: str) -> PostgresSink:
-    return PostgresSink(migrated(database_url), labels=MODEL_LABELS, model_version="m-1")
+    return PostgresSink(migrated(database_url), labels=MODEL_LABELS, parts=[MinuteCounts()])
 
 
 def test_rows_land_with_every_column(sink: PostgresSink, database_url: str) -> None:
@@ -76,6 +78,13 @@ def test_minutes_fall_back_to_the_kafka_timestamp(sink: PostgresSink, database_u
     ]
 
 
+def test_minutes_fall_back_to_the_time_stored(sink: PostgresSink, database_url: str) -> None:
+    sink.write_batch([scored(1, created_at=None, kafka_timestamp=None)])
+    assert query(database_url, "SELECT minute FROM sentiment_minute_counts") == query(
+        database_url, "SELECT date_trunc('minute', scored_at) FROM scored_posts"
+    )
+
+
 def test_rows_postgres_refuses_are_isolated_and_the_rest_lands(
     sink: PostgresSink, database_url: str
 ) -> None:
@@ -91,15 +100,13 @@ def test_rows_postgres_refuses_are_isolated_and_the_rest_lands(
 
 
 def test_a_missing_schema_is_reported(database_url: str) -> None:
-    sink = PostgresSink(database_url, labels=MODEL_LABELS, model_version="m-1")
+    sink = PostgresSink(database_url, labels=MODEL_LABELS)
     with pytest.raises(SchemaMissingError, match="db upgrade"):
         sink.write_batch([scored(1)])
 
 
 def test_an_unreachable_server_is_a_transient_failure() -> None:
-    sink = PostgresSink(
-        "postgresql+psycopg://u:secret@127.0.0.1:1/db", labels=MODEL_LABELS, model_version="m"
-    )
+    sink = PostgresSink("postgresql+psycopg://u:secret@127.0.0.1:1/db", labels=MODEL_LABELS)
     with pytest.raises(StorageUnavailableError) as caught:
         sink.write_batch([scored(1)])
     assert "secret" not in str(caught.value)

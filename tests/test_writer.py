@@ -8,15 +8,15 @@ from collections.abc import Sequence
 import pytest
 
 from consumer.backoff import Backoff
-from consumer.batching import Batch, ScoredBatch
 from consumer.dlq import DeadLetterDeliveryError
-from consumer.scoring import score_batch
+from consumer.scoring import ScoreStep
 from consumer.writer import BatchAbandonedError, BatchWriter
 from observability.metrics import PipelineMetrics
 from storage.sink import StorageUnavailableError, WriteResult
+from stream_core.batch import Batch
 from stream_core.contract import DeadLetterReason
-from stream_core.events import CommittedBatch, PipelineState, ScoredPost
-from stream_core.records import DeadLetter, Post, SourceRecord
+from stream_core.events import CommittedBatch, PipelineState
+from stream_core.records import DeadLetter, Post, ScoredPost, SourceRecord
 from tests.pipeline_support import FakeScorer
 
 NO_WAIT = Backoff(initial_s=0.001, max_s=0.001)
@@ -52,8 +52,11 @@ class FakeDeadLetters:
             raise DeadLetterDeliveryError("broker down")
         self.sent += letters
 
+    def close(self) -> None:
+        pass
 
-def a_batch(*texts: str) -> ScoredBatch:
+
+def a_batch(*texts: str) -> Batch:
     batch = Batch()
     for offset, text in enumerate(texts):
         record = SourceRecord("posts", 0, offset, None, text.encode())
@@ -61,7 +64,7 @@ def a_batch(*texts: str) -> ScoredBatch:
             batch.add(record, DeadLetter(record, DeadLetterReason.INVALID_JSON, "not JSON"))
         else:
             batch.add(record, Post(post_id=str(offset), text=text))
-    return score_batch(FakeScorer(), batch)
+    return ScoreStep(FakeScorer(), PipelineMetrics()).process(batch)
 
 
 def make_writer(

@@ -1,0 +1,66 @@
+"""Where the pipeline is put together: the one place a feature plugs into the stream.
+
+A batch passes through the steps of :func:`batch_steps`, in order, then the writer stores its
+rows and runs the write parts of :func:`write_parts` in the same transaction. A new per-batch
+feature adds its step or its part to these lists and touches nothing else of the pipeline
+(ARCHITECTURE.md, "Adding a per-batch step" and "Adding a write part").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from consumer.dlq import DeadLetterPublisher
+from consumer.pipeline import Pipeline
+from consumer.scoring import BatchScorer, ScoreStep
+from consumer.source import kafka_consumer
+from observability.metrics import PipelineMetrics
+from storage.minute_counts import MinuteCounts
+from storage.sink import PostgresSink, WritePart
+from stream_core.batch import BatchStep
+from stream_core.events import BatchObserver, PipelineState
+from stream_core.settings import Settings
+
+
+def batch_steps(scorer: BatchScorer, metrics: PipelineMetrics) -> list[BatchStep]:
+    """What every batch goes through between the poller and the writer, in order."""
+    return [ScoreStep(scorer, metrics)]
+
+
+def write_parts() -> list[WritePart]:
+    """What every batch writes beside its rows, in its transaction, in order."""
+    return [MinuteCounts()]
+
+
+def build_pipeline(
+    settings: Settings,
+    *,
+    scorer: BatchScorer,
+    metrics: PipelineMetrics,
+    state: PipelineState,
+    observers: Sequence[BatchObserver] = (),
+    steps: Sequence[BatchStep] | None = None,
+    parts: Sequence[WritePart] | None = None,
+) -> Pipeline:
+    """A pipeline on the broker, PostgreSQL and dead-letter topic that ``settings`` name.
+
+    ``steps`` and ``parts`` replace :func:`batch_steps` and :func:`write_parts` (benchmarks
+    and tests measure or try a step this way).
+    """
+    return Pipeline(
+        settings,
+        consumer=kafka_consumer(settings),
+        steps=batch_steps(scorer, metrics) if steps is None else steps,
+        sink=PostgresSink(
+            settings.database_url_value(),
+            labels=scorer.labels,
+            parts=write_parts() if parts is None else parts,
+        ),
+        dead_letters=DeadLetterPublisher(
+            settings.producer_kafka_config(), settings.dlq_topic, settings.group_id, metrics
+        ),
+        metrics=metrics,
+        state=state,
+        model_version=scorer.version,
+        observers=observers,
+    )
