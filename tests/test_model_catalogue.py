@@ -183,3 +183,12 @@ def test_reexport_keeps_the_provenance_and_evaluates_the_same_lines(
     refused = invoke("reexport", "--model", str(no_metrics), "--data", data)
     assert refused.exit_code == 2
     assert "names no evaluation split" in refused.output
+
+
+def test_the_demo_says_how_to_build_a_missing_named_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SENTIMENT_MODELS_DIR", str(tmp_path))
+    result = CliRunner().invoke(main, ["demo", "--model", "accurate", "--headless"])
+    assert result.exit_code == 1
+    assert "sentiment-stream model build accurate --data" in result.output
