@@ -97,13 +97,14 @@ def test_compare_measures_models_in_one_run_and_records(
     tiny_model_dir: Path, tweeteval_dir: Path, tmp_path: Path
 ) -> None:
     first = Path(shutil.copytree(tiny_model_dir, tmp_path / "first"))
+    second = Path(shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "second"))
     result = invoke(
-        "compare", "--model", str(first), "--model", "default", "--data", str(tweeteval_dir),
+        "compare", "--model", str(first), "--model", str(second), "--data", str(tweeteval_dir),
         "--split", "test[0:64]", "--rounds", "2", "--record",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output.strip().splitlines()[-1])
-    assert [m["folder"] for m in figures["models"]] == [str(first), str(DEFAULT_MODEL_DIR)]
+    assert [m["folder"] for m in figures["models"]] == [str(first), str(second)]
     assert all(len(m["rounds_tweets_per_s"]) == 2 for m in figures["models"])
     assert "model" in figures["cpu"]
     metadata = ModelMetadata.read(first)
@@ -113,7 +114,7 @@ def test_compare_measures_models_in_one_run_and_records(
     assert list(metadata.throughput["same_run"]) == [figures["models"][1]["version"]]
     assert metadata.metrics is not None
     assert metadata.metrics["splits"] == ["test[0:64]"]
-    shutil.rmtree(first)  # the default folder was only read: --record wrote into a copy only
+    assert ModelMetadata.read(second).throughput is not None
 
 
 class _FakeFile:
