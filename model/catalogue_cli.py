@@ -12,6 +12,16 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from model.cli_options import (
+    DIR,
+    EXISTING_DIR,
+    batch_size_option,
+    command_line,
+    data_option,
+    split_option,
+    threads_option,
+    user_errors,
+)
 from model.recipes import EVAL_SPLITS, RECIPES, TRAIN_SPLITS
 from stream_core.settings import load_settings, settings_options
 
@@ -55,23 +65,17 @@ def _figure(value: object) -> str:
 
 @click.command()
 @click.argument("name", type=click.Choice(sorted(RECIPES)))
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    required=True,
-    help="TweetEval-format folder (<DIR>/sentiment/..., <DIR>/other_tasks/...).",
-)
+@data_option
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
     "--out",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=DIR,
     default=None,
     help="Model folder to write [default: where the name points: see `model list`].",
 )
 @click.option(
     "--checkpoint-out",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=DIR,
     default=None,
     help="PyTorch checkpoint folder [default: <models dir>/checkpoints/<name>-seed<seed>].",
 )
@@ -138,16 +142,10 @@ def build(
     required=True,
     help="Model folder or name (default, fast, accurate); repeatable.",
 )
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    required=True,
-    help="TweetEval-format folder (<DIR>/sentiment/...).",
-)
-@click.option("--split", multiple=True, default=["test[6000:8000]"], show_default=True)
-@click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True)
+@data_option
+@split_option("--split", "test[6000:8000]", "Split or line range to score; repeatable.")
+@threads_option(2, "ONNX Runtime threads of every model.")
+@batch_size_option
 @click.option(
     "--rounds",
     type=click.IntRange(1, 100),
@@ -171,7 +169,6 @@ def compare(
     """Macro recall and tweets/s of several models on the same tweets, in one run."""
     from model import compare as comparing
     from model.catalogue import resolve
-    from model.cli import command_line, user_errors
     from model.evaluate import record_metrics
 
     settings = load_settings(flags)
@@ -228,23 +225,16 @@ def compare(
 )
 @click.option(
     "--checkpoint",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    type=EXISTING_DIR,
     default=None,
     help="Its PyTorch checkpoint [default: the one its metadata names].",
 )
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    required=True,
-    help="TweetEval-format folder, to evaluate the new file on the same lines as before.",
-)
+@data_option
 @settings_options("models_dir")
 def reexport(*, model_name: str, checkpoint: Path | None, data_dir: Path, **flags: Any) -> None:
     """Export a model folder again from its checkpoint with today's export code (after an
     export change), keeping its training provenance, and evaluate it on the same lines."""
     from model.catalogue import resolve
-    from model.cli import command_line, user_errors
     from model.evaluate import evaluate, record_metrics
     from model.export import export_model
     from model.metadata import ModelMetadata

@@ -7,10 +7,6 @@ call), so ``--help`` and the other command groups stay fast.
 from __future__ import annotations
 
 import json
-import shlex
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,66 +15,26 @@ from rich.console import Console
 from rich.table import Table
 
 from model.catalogue_cli import COMMANDS
-from model.data import DataError, SplitSpec, read_splits
-from model.metadata import MetadataError, Preprocessing, Quantization
+from model.cli_options import (
+    DIR,
+    EXISTING_DIR,
+    batch_size_option,
+    command_line,
+    data_option,
+    max_length_option,
+    model_dir_option,
+    quantize_option,
+    split_option,
+    splits,
+    threads_option,
+    user_errors,
+)
+from model.data import SplitSpec, read_splits
+from model.metadata import Preprocessing, Quantization
 from stream_core.logs import configure_logging
 from stream_core.settings import load_settings, settings_options
 
-_DIR = click.Path(path_type=Path, file_okay=False)
-_EXISTING_DIR = click.Path(path_type=Path, file_okay=False, exists=True)
 _console = Console()
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Failures a user can cause become one clear line, not a traceback."""
-    from model.export import ModelExportError
-    from model.scorer import ModelLoadError
-
-    try:
-        yield
-    except (DataError, MetadataError, ModelLoadError, ModelExportError) as error:
-        raise click.ClickException(str(error)) from None
-
-
-def _splits(
-    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
-) -> tuple[str, ...]:
-    try:
-        return tuple(str(SplitSpec.parse(v)) for v in value)
-    except DataError as error:
-        raise click.BadParameter(str(error)) from None
-
-
-def _split_option(name: str, default: str, help_text: str) -> Callable[[Any], Any]:
-    return click.option(
-        name, multiple=True, default=[default], show_default=True, callback=_splits, help=help_text
-    )
-
-
-_model_dir_option = click.option(
-    "--model", "model_dir", type=_EXISTING_DIR, required=True, help="Model folder."
-)
-_data_option = click.option(
-    "--data",
-    "data_dir",
-    type=_EXISTING_DIR,
-    required=True,
-    help="TweetEval-format folder (<DIR>/sentiment/...).",
-)
-_quantize_option = click.option(
-    "--quantize", type=click.Choice(["int8", "none"]), default="int8", show_default=True
-)
-_max_length_option = click.option(
-    "--max-length",
-    type=click.IntRange(8, 4096),
-    default=128,
-    show_default=True,
-    help="Texts are truncated to this many tokens.",
-)
-_batch_size_option = click.option(
-    "--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True
-)
 
 
 @click.group()
@@ -96,9 +52,9 @@ def model(**flags: Any) -> None:
     show_default=True,
     help="Hugging Face hub id or local checkpoint folder.",
 )
-@click.option("--out", type=_DIR, required=True, help="Model folder to write.")
-@_quantize_option
-@_max_length_option
+@click.option("--out", type=DIR, required=True, help="Model folder to write.")
+@quantize_option
+@max_length_option
 @click.option("--revision", default=None, help="Hub revision (branch, tag or commit).")
 @click.option(
     "--preprocessing",
@@ -130,11 +86,6 @@ def export(
     click.echo(
         f"{out}: {metadata.version} ({metadata.quantization}, labels {list(metadata.labels)})"
     )
-
-
-def command_line() -> str:
-    """The command this process runs, as a user would type it (stored in metadata.json)."""
-    return shlex.join(["sentiment-stream", *sys.argv[1:]])
 
 
 def _check_disjoint(data_dir: Path, train: tuple[str, ...], evaluate: tuple[str, ...]) -> None:
@@ -173,14 +124,14 @@ def _check_unlabelled(
 
 @model.command()
 @click.option("--base", required=True, help="Encoder checkpoint to fine-tune (hub id or folder).")
-@_data_option
-@click.option("--out", type=_DIR, required=True, help="Model folder to write (ONNX).")
-@_split_option("--train-split", "train", "Split or line range to train on; repeatable.")
-@_split_option("--eval-split", "test", "Split or line range to evaluate on; repeatable.")
+@data_option
+@click.option("--out", type=DIR, required=True, help="Model folder to write (ONNX).")
+@split_option("--train-split", "train", "Split or line range to train on; repeatable.")
+@split_option("--eval-split", "test", "Split or line range to evaluate on; repeatable.")
 @click.option("--epochs", type=click.IntRange(1, 100), default=3, show_default=True)
 @click.option("--lr", type=click.FloatRange(0, 1, min_open=True), default=5e-5, show_default=True)
-@_max_length_option
-@_batch_size_option
+@max_length_option
+@batch_size_option
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
     "--class-weighting",
@@ -196,20 +147,14 @@ def _check_unlabelled(
     show_default=True,
     help="Tweet normalisation, in training and in the scorer.",
 )
-@_quantize_option
+@quantize_option
 @click.option(
     "--checkpoint-out",
-    type=_DIR,
+    type=DIR,
     default=None,
     help="Where the PyTorch checkpoint goes [default: artifacts/checkpoints/<out name>].",
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(1, 256),
-    default=2,
-    show_default=True,
-    help="PyTorch CPU threads.",
-)
+@threads_option(2, "PyTorch CPU threads.")
 @click.option(
     "--freeze-layers",
     type=click.IntRange(0, 100),
@@ -221,7 +166,7 @@ def _check_unlabelled(
 @click.option(
     "--teacher",
     "teachers",
-    type=_EXISTING_DIR,
+    type=EXISTING_DIR,
     multiple=True,
     help="Model folder whose probabilities are soft targets (knowledge distillation); "
     "repeatable: several teachers are averaged.",
@@ -337,9 +282,9 @@ def train(
 
 
 @model.command(name="evaluate")
-@_model_dir_option
-@_data_option
-@_split_option("--split", "test", "Split or line range to evaluate on; repeatable.")
+@model_dir_option
+@data_option
+@split_option("--split", "test", "Split or line range to evaluate on; repeatable.")
 @click.option(
     "--plot",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -366,24 +311,24 @@ def evaluate_command(
 
 
 @model.command()
-@_model_dir_option
-@_data_option
+@model_dir_option
+@data_option
 @click.option(
     "--split",
     default="test",
     show_default=True,
-    callback=lambda c, p, v: _splits(c, p, (v,))[0],
+    callback=lambda c, p, v: splits(c, p, (v,))[0],
     help="Split or line range whose tweets are scored.",
 )
 @click.option(
     "--checkpoint",
-    type=_EXISTING_DIR,
+    type=EXISTING_DIR,
     default=None,
     help="PyTorch checkpoint of the model [default: the folder's source_checkpoint].",
 )
 @click.option(
     "--fp32-model",
-    type=_EXISTING_DIR,
+    type=EXISTING_DIR,
     default=None,
     help="fp32 export of the checkpoint [default: exported on the fly].",
 )
@@ -401,13 +346,8 @@ def evaluate_command(
     show_default=True,
     help="Tweets to time the one-call-per-text pipeline on (it is slow).",
 )
-@_batch_size_option
-@click.option(
-    "--threads",
-    type=click.IntRange(1, 256),
-    default=None,
-    help="Threads for every candidate [default: the cores available].",
-)
+@batch_size_option
+@threads_option(None, "Threads for every candidate [default: the cores available].")
 def bench(
     *,
     model_dir: Path,
