@@ -125,6 +125,7 @@ def build(
         seed=seed,
         checkpoint_out=checkpoint_out or settings.models_dir / "checkpoints" / f"{name}-seed{seed}",
         teachers=tuple(teachers),
+        frozen_cache=settings.models_dir / "frozen-cache",
         unlabelled=tuple(data_dir / folder for folder in recipe.unlabelled),
         note=f"`model build {name}` recipe; base {recipe.base_name}",
         min_macro_recall=recipe.min_macro_recall,

@@ -164,6 +164,13 @@ def _check_unlabelled(
     "so each epoch runs only the top layers (a base-size encoder trains several times faster).",
 )
 @click.option(
+    "--frozen-cache",
+    type=DIR,
+    default=None,
+    help="Keep the frozen layers' output in this folder, so that runs with other seeds or "
+    "options on the same base, layers and tweets skip that pass.",
+)
+@click.option(
     "--teacher",
     "teachers",
     type=EXISTING_DIR,
@@ -217,6 +224,7 @@ def train(
     checkpoint_out: Path | None,
     threads: int,
     freeze_layers: int,
+    frozen_cache: Path | None,
     teachers: tuple[Path, ...],
     unlabelled: tuple[Path, ...],
     distill_weight: float,
@@ -244,6 +252,7 @@ def train(
         preprocessing=cast(Preprocessing, preprocessing),
         threads=threads,
         freeze_layers=freeze_layers,
+        frozen_cache=None if frozen_cache is None else str(frozen_cache),
         teachers=tuple(str(t) for t in teachers),
         unlabelled=tuple(str(u) for u in unlabelled),
         distill_weight=distill_weight,

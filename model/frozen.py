@@ -14,14 +14,21 @@ the pooler and the classification head are all the model's own code.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import structlog
 
 from model.progress import progress_bar
 
 if TYPE_CHECKING:
     import torch
+
+log = structlog.get_logger(__name__)
 
 _CACHE_BATCH = 64  # texts per inference batch while the frozen states are computed
 
@@ -68,10 +75,17 @@ class FrozenBottom:
         finally:
             encoder.layer = self._layers
 
-    def compute(self, input_ids: Sequence[list[int]], pad_token_id: int) -> None:
-        """Run the frozen layers once over every text (in inference mode) and keep the result."""
+    def compute(
+        self, input_ids: Sequence[list[int]], pad_token_id: int, cache_file: Path | None = None
+    ) -> None:
+        """Run the frozen layers once over every text (in inference mode) and keep the result;
+        with ``cache_file``, load it from there when a run before saved it, or save it there."""
         import torch
 
+        if cache_file is not None and cache_file.is_file():
+            log.info("frozen layers' output from the cache", file=str(cache_file))
+            self._states = torch.load(cache_file)
+            return
         order = sorted(range(len(input_ids)), key=lambda i: len(input_ids[i]))
         states: list[torch.Tensor | None] = [None] * len(input_ids)
         was_training = self._model.training
@@ -91,6 +105,16 @@ class FrozenBottom:
                 bar.advance(task, len(rows))
         self._model.train(was_training)
         self._states = [s for s in states if s is not None]
+        if cache_file is not None:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            partial = cache_file.with_suffix(".partial")
+            torch.save(self._states, partial)
+            partial.replace(cache_file)
+
+    def cache_key(self, base: str, input_ids: Sequence[list[int]]) -> str:
+        """Names the frozen layers' output for these texts: base, layer count and token ids."""
+        digest = hashlib.sha256(json.dumps([base, self._n_layers, input_ids]).encode())
+        return digest.hexdigest()[:24]
 
     @contextmanager
     def top_only(self) -> Iterator[None]:

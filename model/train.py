@@ -61,6 +61,8 @@ class TrainingConfig:
     threads: int = 2
     # Embeddings and this many bottom encoder layers stay frozen (their output is cached).
     freeze_layers: int = 0
+    # Folder where the frozen layers' output is kept between runs (other seeds, other options).
+    frozen_cache: str | None = None
     # Model folders whose averaged probabilities are soft targets (knowledge distillation).
     teachers: tuple[str, ...] = ()
     # Files or folders of unlabelled tweets (one per line) the teachers label softly.
@@ -162,7 +164,9 @@ def fine_tune(config: TrainingConfig, checkpoint_out: Path) -> dict[str, Any]:
     frozen = FrozenBottom(model, config.freeze_layers) if config.freeze_layers else None
     started = time.monotonic()
     if frozen is not None:
-        frozen.compute(input_ids, tokenizer.pad_token_id)
+        cache = Path(config.frozen_cache) if config.frozen_cache else None
+        key = frozen.cache_key(config.base, input_ids)
+        frozen.compute(input_ids, tokenizer.pad_token_id, cache / f"{key}.pt" if cache else None)
 
     def loss_of(logits: Any, rows: list[int]) -> Any:
         gold = examples.labels[rows]

@@ -30,7 +30,7 @@ def tiny_checkpoint(tiny_model_dir: Path) -> Path:
     return tiny_model_dir.parent / "checkpoint"
 
 
-def test_cached_bottom_gives_the_full_models_logits(tiny_checkpoint: Path) -> None:
+def test_cached_bottom_gives_the_full_models_logits(tiny_checkpoint: Path, tmp_path: Path) -> None:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -41,11 +41,21 @@ def test_cached_bottom_gives_the_full_models_logits(tiny_checkpoint: Path) -> No
     with torch.inference_mode():
         full = model(input_ids=input_ids, attention_mask=mask).logits
     frozen = FrozenBottom(model, 1)
-    frozen.compute(ids, tokenizer.pad_token_id)
+    cache = tmp_path / f"{frozen.cache_key(str(tiny_checkpoint), ids)}.pt"
+    frozen.compute(ids, tokenizer.pad_token_id, cache)
     with torch.inference_mode(), frozen.top_only():
         frozen.select([0, 1, 2, 3])
         top = model(input_ids=input_ids, attention_mask=mask).logits
     assert torch.allclose(full, top, atol=1e-5)
+    again = FrozenBottom(model, 1)  # a later run: the states come from the cache file
+    again.compute(ids, tokenizer.pad_token_id, cache)
+    with torch.inference_mode(), again.top_only():
+        again.select([3, 2])
+        cached = model(input_ids=input_ids[[3, 2]], attention_mask=mask[[3, 2]]).logits
+    assert torch.allclose(full[[3, 2]], cached, atol=1e-5)
+    assert again.cache_key(str(tiny_checkpoint), ids[:2]) != again.cache_key(
+        str(tiny_checkpoint), ids
+    )
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert "roberta.encoder.layer.1.output.dense.weight" in trainable
     assert "classifier.out_proj.weight" in trainable
