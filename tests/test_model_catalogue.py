@@ -3,6 +3,7 @@ recipes of `model build`, and the encoder joined from its PyPI pieces."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import shutil
@@ -193,3 +194,15 @@ def test_the_demo_says_how_to_build_a_missing_named_model(
     result = CliRunner().invoke(main, ["demo", "--model", "accurate", "--headless"])
     assert result.exit_code == 1
     assert "sentiment-stream model build accurate --data" in result.output
+
+
+def test_build_refuses_a_student_whose_teacher_is_not_built(
+    tmp_path: Path, tweeteval_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    student = dataclasses.replace(RECIPES["default"], teachers=("accurate",))
+    monkeypatch.setitem(RECIPES, "default", student)
+    monkeypatch.setenv("SENTIMENT_MODELS_DIR", str(tmp_path))
+    result = invoke("build", "default", "--data", str(tweeteval_dir), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1, result.output
+    assert "learns from the accurate model, which is not built" in result.output
+    assert not (tmp_path / "o").exists()
