@@ -16,6 +16,7 @@ from consumer.dlq import DeadLetterPublisher
 from consumer.messages import MessageReader
 from consumer.pipeline import Pipeline
 from consumer.scoring import BatchScorer, ScoreStep
+from consumer.settings import Settings
 from consumer.source import kafka_consumer
 from observability.metrics import PipelineMetrics
 from storage.gold_labels import GoldLabels
@@ -23,7 +24,6 @@ from storage.minute_counts import MinuteCounts
 from storage.sink import PostgresSink, WritePart
 from stream_core.batch import BatchStep
 from stream_core.events import BatchObserver, PipelineState
-from stream_core.settings import Settings
 
 
 def record_reader(settings: Settings) -> MessageReader:

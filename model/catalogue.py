@@ -14,7 +14,7 @@ from typing import Any
 
 from model.metadata import MetadataError, ModelMetadata
 from model.scorer import ModelLoadError
-from stream_core.settings import DEFAULT_MODEL_DIR
+from model.settings import DEFAULT_MODEL_DIR
 
 
 @dataclass(frozen=True)

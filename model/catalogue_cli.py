@@ -23,20 +23,21 @@ from model.cli_options import (
     user_errors,
 )
 from model.recipes import EVAL_SPLITS, RECIPES, TRAIN_SPLITS
-from stream_core.settings import load_settings, settings_options
+from model.settings import ModelSettings
+from stream_core.cli_options import load_settings, settings_options
 
 _console = Console()
 
 
 @click.command(name="list")
-@settings_options("model", "models_dir")
+@settings_options(ModelSettings, "model", "models_dir")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 def list_models(as_json: bool, **flags: Any) -> None:
     """The named models: folder, built or not, which one is active (--model / SENTIMENT_MODEL),
     size, macro recall and tweets/s from their metadata."""
     from model.catalogue import listing
 
-    settings = load_settings(flags)
+    settings = load_settings(ModelSettings, flags)
     rows = listing(settings.model, settings.models_dir)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -79,7 +80,7 @@ def _figure(value: object) -> str:
     default=None,
     help="PyTorch checkpoint folder [default: <models dir>/checkpoints/<name>-seed<seed>].",
 )
-@settings_options("models_dir")
+@settings_options(ModelSettings, "models_dir")
 @click.pass_context
 def build(
     ctx: click.Context,
@@ -97,7 +98,7 @@ def build(
     from model.catalogue import named
     from model.cli import train
 
-    settings = load_settings(flags)
+    settings = load_settings(ModelSettings, flags)
     recipe = RECIPES[name]
     entry = named(name)
     assert entry is not None  # every recipe names a catalogue entry (tested)
@@ -155,7 +156,7 @@ def build(
     help="Timing rounds; the models take turns and each gets its median.",
 )
 @click.option("--record", is_flag=True, help="Write figures and command into each metadata.json.")
-@settings_options("models_dir")
+@settings_options(ModelSettings, "models_dir")
 def compare(
     *,
     models: tuple[str, ...],
@@ -172,7 +173,7 @@ def compare(
     from model.catalogue import resolve
     from model.evaluate import record_metrics
 
-    settings = load_settings(flags)
+    settings = load_settings(ModelSettings, flags)
     with user_errors():
         folders = tuple(resolve(m, settings.models_dir)[1] for m in models)
         config = comparing.CompareConfig(folders, data_dir, split, threads, batch_size, rounds)
@@ -231,7 +232,7 @@ def compare(
     help="Its PyTorch checkpoint [default: the one its metadata names].",
 )
 @data_option
-@settings_options("models_dir")
+@settings_options(ModelSettings, "models_dir")
 def reexport(*, model_name: str, checkpoint: Path | None, data_dir: Path, **flags: Any) -> None:
     """Export a model folder again from its checkpoint with today's export code (after an
     export change), keeping its training provenance, and evaluate it on the same lines."""
@@ -241,7 +242,7 @@ def reexport(*, model_name: str, checkpoint: Path | None, data_dir: Path, **flag
     from model.metadata import ModelMetadata
     from model.scorer import Scorer
 
-    settings = load_settings(flags)
+    settings = load_settings(ModelSettings, flags)
     with user_errors():
         _name, folder = resolve(model_name, settings.models_dir)
         before = ModelMetadata.read(folder)

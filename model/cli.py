@@ -30,25 +30,27 @@ from model.cli_options import (
     user_errors,
 )
 from model.data import SplitSpec, read_splits
+from model.export import DEFAULT_CHECKPOINT
 from model.metadata import Preprocessing, Quantization
+from stream_core.cli_options import load_settings, settings_options
 from stream_core.logs import configure_logging
-from stream_core.settings import load_settings, settings_options
+from stream_core.settings import LoggingSettings
 
 _console = Console()
 
 
 @click.group()
-@settings_options("log_level", "log_format")
+@settings_options(LoggingSettings)
 def model(**flags: Any) -> None:
     """Export, train, evaluate and benchmark sentiment models."""
-    settings = load_settings(flags)
+    settings = load_settings(LoggingSettings, flags)
     configure_logging(settings.log_level, settings.log_format)
 
 
 @model.command()
 @click.option(
     "--checkpoint",
-    default="cardiffnlp/twitter-roberta-base-sentiment-latest",
+    default=DEFAULT_CHECKPOINT,
     show_default=True,
     help="Hugging Face hub id or local checkpoint folder.",
 )

@@ -19,11 +19,12 @@ from observability.api import Scorer, create_app
 from observability.http_server import HttpServer
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
-from observability.spike import DetectorConfig, SpikeDetector
+from observability.settings import ObservabilitySettings
+from observability.spike import SpikeDetector
 from observability.spike_observer import SpikeObserver
-from observability.window_counts import PostgresWindowCounts
+from storage.minute_counts import PostgresWindowCounts
 from stream_core.events import BatchObserver, PipelineState
-from stream_core.settings import Settings
+from stream_core.kafka import RELIABLE_PRODUCER
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +77,7 @@ class ObservabilityRuntime:
 
 
 def start(
-    settings: Settings,
+    settings: ObservabilitySettings,
     scorer: Scorer,  # model.scorer.Scorer
     metrics: PipelineMetrics,
     state: PipelineState,
@@ -91,7 +92,7 @@ def start(
     metrics.model_info.info({"version": scorer.version, "labels": ",".join(scorer.labels)})
     if settings.alerts_topic and alert_producer is None:
         alert_producer = Producer(
-            settings.producer_kafka_config(**{"enable.idempotence": True, "linger.ms": 0})
+            settings.producer_kafka_config(**RELIABLE_PRODUCER, **{"linger.ms": 0})
         )
     sink = AlertSink(
         settings.database_url_value(),
@@ -99,9 +100,7 @@ def start(
         topic=settings.alerts_topic,
         producer=alert_producer,
     )
-    spike_observer = SpikeObserver(
-        SpikeDetector(DetectorConfig.from_settings(settings)), metrics, sink.submit
-    )
+    spike_observer = SpikeObserver(SpikeDetector(settings.detector_config()), metrics, sink.submit)
     label_stats = OnlineLabelStats(scorer.labels)
     runtime = ObservabilityRuntime(
         observers=(label_stats, spike_observer),

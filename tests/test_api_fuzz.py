@@ -19,13 +19,13 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 
 from model.scorer import Scorer
+from model.settings import DEFAULT_MODEL_DIR
 from observability.api import create_app
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
-from observability.window_counts import PostgresWindowCounts
 from storage import migrate
+from storage.minute_counts import PostgresWindowCounts
 from stream_core.events import PipelineState
-from stream_core.settings import DEFAULT_MODEL_DIR
 from tests.conftest import fresh_database
 
 OPERATIONS = {

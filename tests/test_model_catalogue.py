@@ -19,8 +19,9 @@ from model.catalogue import CATALOGUE, ModelNotBuiltError, listing, name_of, nam
 from model.export import ModelExportError
 from model.metadata import ModelMetadata
 from model.recipes import EVAL_SPLITS, RECIPES, TRAIN_SPLITS
+from model.settings import DEFAULT_MODEL_DIR, ModelSettings
 from sentiment_stream.cli import main
-from stream_core.settings import DEFAULT_MODEL_DIR, load_settings
+from stream_core.cli_options import load_settings
 
 
 def invoke(*args: str) -> Result:
@@ -49,7 +50,7 @@ def test_settings_take_a_name_and_a_models_folder(
 ) -> None:
     monkeypatch.setenv("SENTIMENT_MODEL", "accurate")
     monkeypatch.setenv("SENTIMENT_MODELS_DIR", str(tmp_path))
-    settings = load_settings({})
+    settings = load_settings(ModelSettings, {})
     assert str(settings.model) == "accurate"
     assert settings.models_dir == tmp_path
 
