@@ -42,9 +42,10 @@ class SpikeObserver:
         metrics.negative_share.set(math.nan)
 
     def on_batch_committed(self, batch: CommittedBatch) -> None:
-        negative = sum(post.label == NEGATIVE for post in batch.posts)
+        labels = [post.label for post in batch.posts if post.label is not None]  # scored ones
+        negative = sum(label == NEGATIVE for label in labels)
         with self._lock:
-            alerts = self._detector.observe(batch.committed_at, negative, len(batch.posts))
+            alerts = self._detector.observe(batch.committed_at, negative, len(labels))
             self._publish(alerts)
 
     def tick(self, now: datetime | None = None) -> None:
