@@ -3,12 +3,13 @@ tens of millions of rows, and what retention costs.
 
 In one run, on one PostgreSQL (the embedded one unless ``--database-url``), it prints:
 
-1. **flat** (the layout before revision 0004, its sink statement, the minute counts): sink
-   rows/s into an empty table, then with ``--rows`` (10 million) already stored; bytes per
-   stored row; then how long `db upgrade` takes to turn those rows into the partitioned layout;
-2. **partitioned** (today's layout, sink and write parts, rollup trigger included): rows/s
-   empty, then with ``--rows`` stored over ``--days`` daily partitions (the last one today, the
-   one written to); its ratio to the empty rate (the target is >= 90%); bytes per row;
+1. sink rows/s of **flat** (the layout before revision 0004, its sink statement, the minute
+   counts) and **partitioned** (today's layout, sink and write parts, rollup trigger included),
+   each into an empty table and with ``--rows`` (10 million) already stored (over ``--days``
+   days; partitioned: daily partitions, the last one today, the one written to). The four are
+   measured round by round, interleaved, so that a shared machine loads them alike; the
+   partitioned layout's full/empty ratio has a target of >= 90%. Bytes per stored row;
+2. how long `db upgrade` takes to turn the flat 10 million rows into the partitioned layout;
 3. one `db maintain` with nothing to drop (the hourly run), then a **retention cycle**: retention
    set to ``--retention-days``, `db maintain` drops the older partitions; the time per drop, and
    the database's size before and after (back to the retained days' worth);
@@ -16,7 +17,7 @@ In one run, on one PostgreSQL (the embedded one unless ``--database-url``), it p
 
 Rows are prefilled with SQL (generate_series), not through Kafka. The CPU and its flags are
 printed first; the last line is JSON. Run it niced (it keeps 2 CPUs busy for a while) and with
-~12 GB free for 10 million rows (one layout at a time; each database is dropped after use)::
+~12 GB free for 10 million rows (both layouts; the databases are dropped at the end)::
 
     nice -n 19 python -m benchmarks.storage_bench            # --rows 1000000 for a quick look
 """
@@ -96,7 +97,8 @@ SELECT 'p' || i,
        substr(repeat(md5(i::text) || ' ' || md5((i * 7)::text) || ' ', 3), 1, (60 + i %% 80)::int),
        'user' || i %% 50000, 'en', ts, (ARRAY['negative', 'neutral', 'positive'])[1 + i %% 3],
        0.2, 0.3, 0.5, 'bench-1', 'posts', (i %% 12)::int, i, ts,
-       CASE WHEN i %% 10 = 0 THEN 'neutral' END, NULL, ts + interval '1 second'
+       CASE WHEN i %% 10 = 0 THEN 'neutral' END,
+       CASE WHEN i %% 10 = 0 THEN ts + interval '1 hour' END, NULL, ts + interval '1 second'
 FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS i,
      LATERAL (SELECT %(start)s::timestamptz + (i - %(first)s) * %(step)s::interval) AS t(ts)
 """
@@ -251,52 +253,46 @@ def database_size(url: str) -> int:
     return int(size)
 
 
-def bench_flat(server_url: str, args: argparse.Namespace, now: datetime) -> dict[str, float]:
-    with fresh_database(server_url) as url:
+LAYOUTS = ("flat", "partitioned")
+
+
+def prepare(url: str, layout: str, rows: int, days: int, now: datetime) -> float:
+    """Migrate ``url`` for ``layout`` and prefill ``rows`` rows (none: an empty table); seconds
+    the prefill took."""
+    if layout == "flat":
         migrate.upgrade(url, "0003")
-        writer = Writer(url, flat=True, batch_size=args.batch_size)
-        empty = writer.rate(args.measure_rows, args.rounds)
-        print(f"flat, empty: {empty:,.0f} rows/s", flush=True)
-        filled_in = prefill(url, args.rows, args.days, now)
-        full = writer.rate(args.measure_rows, args.rounds)
-        rows, size = stored(url)
-        print(f"flat, {rows:,} rows: {full:,.0f} rows/s; {size / rows:.0f} bytes/row", flush=True)
-        writer.close()
-        upgrade_s = timed(lambda: migrate.upgrade(url))
-        print(f"db upgrade of the flat table to partitions: {upgrade_s:.1f} s", flush=True)
-        return {
-            "empty_rows_per_s": empty,
-            "full_rows_per_s": full,
-            "rows": rows,
-            "bytes_per_row": size / rows,
-            "prefill_s": filled_in,
-            "upgrade_s": upgrade_s,
-        }
-
-
-def bench_partitioned(server_url: str, args: argparse.Namespace, now: datetime) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    with fresh_database(server_url) as url:
+    else:
         migrate.upgrade(url)
-        writer = Writer(url, flat=False, batch_size=args.batch_size)
-        results["empty_rows_per_s"] = writer.rate(args.measure_rows, args.rounds)
-        print(f"partitioned, empty: {results['empty_rows_per_s']:,.0f} rows/s", flush=True)
         with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-            for back in range(args.days + 1):  # the partitions of the days prefilled
+            for back in range(days + 1):  # the partitions of the days prefilled
                 maintain(conn, PartitionPolicy(ahead=1), now=now - timedelta(days=back))
-        results["prefill_s"] = prefill(url, args.rows, args.days, now)
-        results["full_rows_per_s"] = writer.rate(args.measure_rows, args.rounds)
-        writer.close()
-        rows, size = stored(url)
-        results |= {"rows": rows, "bytes_per_row": size / rows}
-        results["ratio"] = results["full_rows_per_s"] / results["empty_rows_per_s"]
+    return prefill(url, rows, days, now) if rows else 0.0
+
+
+def bench_rates(urls: dict[tuple[str, bool], str], args: argparse.Namespace) -> dict[str, float]:
+    """Rows/s of each layout, empty and full: the four interleaved round by round, so that a
+    machine shared with others loads them alike; the median round of each counts."""
+    writers = {
+        key: Writer(url, flat=key[0] == "flat", batch_size=args.batch_size)
+        for key, url in urls.items()
+    }
+    rounds: dict[tuple[str, bool], list[float]] = {key: [] for key in urls}
+    for number in range(args.rounds):
+        for key, writer in writers.items():
+            rounds[key].append(writer.rate(args.measure_rows, 1))
         print(
-            f"partitioned, {rows:,} rows: {results['full_rows_per_s']:,.0f} rows/s"
-            f" ({results['ratio']:.1%} of empty); {size / rows:.0f} bytes/row",
+            f"  round {number + 1}: "
+            + ", ".join(
+                f"{k[0]} {'full' if k[1] else 'empty'} {r[-1]:,.0f}" for k, r in rounds.items()
+            ),
             flush=True,
         )
-        results |= retention_cycle(url, args)
-    return results
+    for writer in writers.values():
+        writer.close()
+    return {
+        f"{layout}_{'full' if full else 'empty'}_rows_per_s": statistics.median(found)
+        for (layout, full), found in rounds.items()
+    }
 
 
 def retention_cycle(url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -341,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--days", type=int, default=10, help="days the prefill spans")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--measure-rows", type=int, default=25_600, help="rows per round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; the median counts")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds; the median counts")
     parser.add_argument("--retention-days", type=int, default=3)
     args = parser.parse_args(argv)
     print(f"CPU: {cpu_description()}", flush=True)
@@ -351,24 +347,40 @@ def main(argv: Sequence[str] | None = None) -> None:
         flush=True,
     )
     now = datetime.now(UTC)
-    with server(args.database_url) as server_url:
-        flat = bench_flat(server_url, args, now)
-        partitioned = bench_partitioned(server_url, args, now)
-    gb_per_day = {
-        rate: partitioned["bytes_per_row"] * rate * 86_400 / 1e9
-        for rate in (1_000, 10_000, 100_000)
-    }
-    ratio, rows = partitioned["ratio"], f"{args.rows:,}"
+    results: dict[str, Any] = {"cpu": cpu_description()}
+    with server(args.database_url) as server_url, contextlib.ExitStack() as databases:
+        urls = {}
+        for layout in LAYOUTS:
+            for full in (False, True):
+                url = databases.enter_context(fresh_database(server_url))
+                print(f"{layout}, {'full' if full else 'empty'}: preparing", flush=True)
+                seconds = prepare(url, layout, args.rows if full else 0, args.days, now)
+                if full:
+                    rows, size = stored(url)
+                    results[f"{layout}_prefill_s"] = seconds
+                    results[f"{layout}_bytes_per_row"] = size / rows
+                    print(f"  {rows:,} rows, {size / rows:.0f} bytes/row", flush=True)
+                urls[(layout, full)] = url
+        results |= bench_rates(urls, args)
+        ratio = results["partitioned_full_rows_per_s"] / results["partitioned_empty_rows_per_s"]
+        results["partitioned_ratio"] = ratio
+        upgrade_s = timed(lambda: migrate.upgrade(urls[("flat", True)]))
+        results["upgrade_s"] = upgrade_s
+        print(f"db upgrade of {args.rows:,} flat rows to the partitioned layout: {upgrade_s:.1f} s")
+        results |= retention_cycle(urls[("partitioned", True)], args)
+    bytes_per_row = results["partitioned_bytes_per_row"]
+    gb_per_day = {rate: bytes_per_row * rate * 86_400 / 1e9 for rate in (1_000, 10_000, 100_000)}
+    prefilled = f"{args.rows:,}"
+
+    def pair(name: str) -> tuple[float, float]:
+        return results[f"flat_{name}"], results[f"partitioned_{name}"]
+
     table = [
         ("figure", "flat (before 0004)", "partitioned"),
         ("---", "---", "---"),
-        ("sink, empty table, rows/s", flat["empty_rows_per_s"], partitioned["empty_rows_per_s"]),
-        (
-            f"sink, {rows} rows stored, rows/s",
-            flat["full_rows_per_s"],
-            partitioned["full_rows_per_s"],
-        ),
-        ("bytes per row, indexes included", flat["bytes_per_row"], partitioned["bytes_per_row"]),
+        ("sink, empty table, rows/s", *pair("empty_rows_per_s")),
+        (f"sink, {prefilled} rows stored, rows/s", *pair("full_rows_per_s")),
+        ("bytes per row, indexes included", *pair("bytes_per_row")),
         (
             "GB a day at 1k / 10k / 100k posts/s",
             "",
@@ -383,9 +395,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             + " |"
         )
     verdict = "PASS" if ratio >= 0.9 else "FAIL"
-    print(f"partitioned at {rows} rows keeps {ratio:.1%} of its empty rate (>= 90%): {verdict}")
-    summary = {"cpu": cpu_description(), "flat": flat, "partitioned": partitioned}
-    print(json.dumps(summary | {"gb_per_day": gb_per_day}))
+    print(
+        f"partitioned at {prefilled} rows keeps {ratio:.1%} of its empty rate (>= 90%): {verdict}"
+    )
+    print(json.dumps(results | {"gb_per_day": gb_per_day}))
 
 
 if __name__ == "__main__":
