@@ -22,7 +22,7 @@ from observability.metrics import PipelineMetrics
 from observability.settings import ObservabilitySettings
 from observability.spike import SpikeDetector
 from observability.spike_observer import SpikeObserver
-from storage.minute_counts import PostgresWindowCounts
+from storage.rollups import PostgresWindowCounts
 from stream_core.events import BatchObserver, PipelineState
 from stream_core.kafka import RELIABLE_PRODUCER
 

@@ -1,11 +1,14 @@
 """The `window` of `/stats`: its format, its bounds, and what reads the counts over it
-(``storage.minute_counts.PostgresWindowCounts`` in the service, a fake in tests)."""
+(``storage.rollups.PostgresWindowCounts`` in the service, at the resolution that fits the
+window; a fake in tests)."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 from typing import Protocol
+
+from storage.rollups import LabelCounts
 
 MIN_WINDOW = timedelta(minutes=1)  # the aggregate's resolution
 MAX_WINDOW = timedelta(days=366)
@@ -74,4 +77,4 @@ def parse_window(text: str) -> timedelta:
 class WindowCounts(Protocol):
     """Counts per label over the last ``window`` (raises on database trouble)."""
 
-    def __call__(self, window: timedelta) -> dict[str, int]: ...
+    def __call__(self, window: timedelta) -> LabelCounts: ...
