@@ -15,21 +15,27 @@ from consumer.pipeline import Pipeline
 from consumer.scoring import BatchScorer, ScoreStep
 from consumer.source import kafka_consumer
 from observability.metrics import PipelineMetrics
+from storage.entity_counts import EntityMinuteCounts, PostEntities
 from storage.minute_counts import MinuteCounts
+from storage.second_counts import SecondCounts
 from storage.sink import PostgresSink, WritePart
 from stream_core.batch import BatchStep
 from stream_core.events import BatchObserver, PipelineState
 from stream_core.settings import Settings
+from watchlist.step import MatcherSource, MatchStep
 
 
-def batch_steps(scorer: BatchScorer, metrics: PipelineMetrics) -> list[BatchStep]:
+def batch_steps(
+    scorer: BatchScorer, metrics: PipelineMetrics, watchlist: MatcherSource | None = None
+) -> list[BatchStep]:
     """What every batch goes through between the poller and the writer, in order."""
-    return [ScoreStep(scorer, metrics)]
+    matching: list[BatchStep] = [] if watchlist is None else [MatchStep(watchlist)]
+    return [*matching, ScoreStep(scorer, metrics)]
 
 
 def write_parts() -> list[WritePart]:
     """What every batch writes beside its rows, in its transaction, in order."""
-    return [MinuteCounts()]
+    return [MinuteCounts(), PostEntities(), EntityMinuteCounts(), SecondCounts()]
 
 
 def build_pipeline(
@@ -41,8 +47,10 @@ def build_pipeline(
     observers: Sequence[BatchObserver] = (),
     steps: Sequence[BatchStep] | None = None,
     parts: Sequence[WritePart] | None = None,
+    watchlist: MatcherSource | None = None,
 ) -> Pipeline:
-    """A pipeline on the broker, PostgreSQL and dead-letter topic that ``settings`` name.
+    """A pipeline on the broker, PostgreSQL and dead-letter topic that ``settings`` name,
+    matching posts against ``watchlist`` (the process's live one) when given.
 
     ``steps`` and ``parts`` replace :func:`batch_steps` and :func:`write_parts` (benchmarks
     and tests measure or try a step this way).
@@ -50,7 +58,7 @@ def build_pipeline(
     return Pipeline(
         settings,
         consumer=kafka_consumer(settings),
-        steps=batch_steps(scorer, metrics) if steps is None else steps,
+        steps=batch_steps(scorer, metrics, watchlist) if steps is None else steps,
         sink=PostgresSink(
             settings.database_url_value(),
             labels=scorer.labels,

@@ -52,7 +52,12 @@ def consume(**kwargs: Any) -> None:
     runtime = observability.start(settings, scorer, metrics, state)
     try:
         pipeline = build_pipeline(
-            settings, scorer=scorer, metrics=metrics, state=state, observers=runtime.observers
+            settings,
+            scorer=scorer,
+            metrics=metrics,
+            state=state,
+            observers=runtime.observers,
+            watchlist=runtime.watchlist,
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: pipeline.stop())

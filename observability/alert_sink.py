@@ -27,14 +27,17 @@ log = structlog.get_logger(__name__)
 
 INSERT_ALERT = """
 INSERT INTO sentiment_alerts (
-    id, kind, detected_at, window_start, window_end, negative_share, baseline_share,
+    id, kind, entity, detected_at, window_start, window_end, negative_share, baseline_share,
     volume, zscore, peak_share, model_version, details
 ) VALUES (
-    %(id)s, %(kind)s, %(detected_at)s, %(window_start)s, %(window_end)s, %(negative_share)s,
-    %(baseline_share)s, %(volume)s, %(zscore)s, %(peak_share)s, %(model_version)s, %(details)s
+    %(id)s, %(kind)s, %(entity)s, %(detected_at)s, %(window_start)s, %(window_end)s,
+    %(negative_share)s, %(baseline_share)s, %(volume)s, %(zscore)s, %(peak_share)s,
+    %(model_version)s, %(details)s
 )
-ON CONFLICT (id) DO NOTHING
+ON CONFLICT DO NOTHING
 """
+# No target on purpose: a retry hits the primary key, and an alert for a kind and scope that
+# already has an open one (two detectors racing in a takeover) hits uq_sentiment_alerts_one_open.
 
 RESOLVE_ALERT = """
 UPDATE sentiment_alerts SET resolved_at = %(resolved_at)s, peak_share = %(peak_share)s
@@ -49,6 +52,7 @@ def alert_record(alert: SpikeAlert, model_version: str) -> dict[str, Any]:
     return {
         "id": str(alert.alert_id),
         "kind": str(alert.kind),
+        "entity": alert.entity,
         "status": "firing" if alert.firing else "resolved",
         "detected_at": alert.detected_at.isoformat(),
         "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,

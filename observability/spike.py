@@ -68,6 +68,15 @@ class DetectorConfig:
             cooldown_s=settings.alert_cooldown_s,
         )
 
+    @classmethod
+    def for_entities(cls, settings: Settings) -> DetectorConfig:
+        """Each entity's detector: the same thresholds, with its own volume minimums."""
+        return replace(
+            cls.from_settings(settings),
+            min_volume=settings.watch_alert_min_volume,
+            baseline_min_volume=settings.watch_alert_baseline_min_volume,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class WindowReading:
@@ -106,6 +115,7 @@ class SpikeAlert:
     dispersion: float
     peak_share: float
     resolved_at: datetime | None = None
+    entity: str | None = None  # the watched entity it is about; None: the whole stream
 
     @property
     def firing(self) -> bool:
@@ -180,6 +190,12 @@ class SpikeDetector:
     def active(self) -> SpikeAlert | None:
         """The alert that is firing now, if any."""
         return self._active
+
+    def adopt(self, alert_id: uuid.UUID) -> None:
+        """Carry on the active alert under ``alert_id``: the one an earlier detector opened
+        for the same spike (a new elected detector takes over an open alert)."""
+        if self._active is not None:
+            self._active = replace(self._active, alert_id=alert_id)
 
     def observe(self, at: datetime, negative: int, total: int) -> list[SpikeAlert]:
         """Count ``total`` posts (``negative`` of them negative) at ``at``; judge the window."""

@@ -141,6 +141,40 @@ class Settings(BaseSettings):
     alert_cooldown_s: float = Field(
         60.0, ge=0, description="Quiet time after an alert clears before another can fire."
     )
+    alert_tick_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How often the elected detector reads the fleet's counts and judges, in s.",
+    )
+    alert_history_s: float = Field(
+        900.0,
+        ge=60,
+        description="Seconds of per-second counts kept; a newly elected detector replays them.",
+    )
+    # Watchlists (watchlist/, docs/watchlist.md).
+    watch_alert_min_volume: int = Field(
+        50, ge=1, description="Fewest posts naming an entity in the window to judge its share."
+    )
+    watch_alert_baseline_min_volume: int = Field(
+        200, ge=1, description="Posts naming an entity its baseline needs before it can alert."
+    )
+    watch_metrics_max: int = Field(
+        50,
+        ge=0,
+        le=1000,
+        description="Most entities with Prometheus series (those with metrics: true, by name).",
+    )
+    watch_poll_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="Re-read the watchlist at least this often, in s (NOTIFY is faster).",
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token that state-changing HTTP endpoints require (unset: read-only).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
     log_format: Literal["json", "console"] = Field("json")
 
