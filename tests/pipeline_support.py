@@ -25,8 +25,9 @@ from storage.sink import WritePart
 from storage.urls import libpq_url
 from stream_core.batch import BatchStep
 from stream_core.contract import LABELS
-from stream_core.events import CommittedBatch, PipelineState
+from stream_core.events import BatchObserver, CommittedBatch, PipelineState
 from stream_core.settings import Settings
+from watchlist.step import MatcherSource
 
 # Short sessions: tansu's JoinGroup waits session.timeout.ms / 2.
 FAST_GROUP = {"session.timeout.ms": "3000", "heartbeat.interval.ms": "500"}
@@ -137,10 +138,13 @@ def running_pipeline(
     *,
     extra_steps: Sequence[BatchStep] = (),
     extra_parts: Sequence[WritePart] = (),
+    watchlist: MatcherSource | None = None,
+    observers: Sequence[BatchObserver] = (),
 ) -> Iterator[RunningPipeline]:
     """The pipeline in a thread of this process; stopped (and joined) on exit.
 
-    ``extra_steps`` and ``extra_parts`` come after the standard ones (``consumer.build``).
+    ``extra_steps`` and ``extra_parts`` come after the standard ones (``consumer.build``);
+    ``watchlist`` adds the match step, ``observers`` see committed batches after the recorder.
     """
     scorer = scorer or FakeScorer()
     metrics, state, recorder = PipelineMetrics(), PipelineState(model_loaded=True), Recorder()
@@ -149,8 +153,8 @@ def running_pipeline(
         scorer=scorer,
         metrics=metrics,
         state=state,
-        observers=[recorder],
-        steps=[*batch_steps(scorer, metrics), *extra_steps],
+        observers=[recorder, *observers],
+        steps=[*batch_steps(scorer, metrics, watchlist), *extra_steps],
         parts=[*write_parts(), *extra_parts],
     )
     with in_a_thread(pipeline) as (thread, errors):
