@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -11,9 +12,12 @@ import structlog
 from stream_core.contract import LABELS
 from stream_core.logs import configure_logging
 from stream_core.settings import Settings, load_settings, settings_options
+from stream_core.shutdown import stop_on_signals
+from stream_core.startup import StoppedWhileWaitingError, wait_for
 
 if TYPE_CHECKING:
     from model.scorer import Scorer
+    from stream_core.events import PipelineState
 
 log = structlog.get_logger(__name__)
 
@@ -25,8 +29,10 @@ BROKER_CHECK_TIMEOUT_S = 15.0
 def consume(**kwargs: Any) -> None:
     """Consume posts from Kafka, score them and write them to PostgreSQL.
 
-    Runs until SIGTERM or Ctrl-C, then finishes the batches in flight, commits and exits 0
-    (a second signal gives up on them: they are replayed on the next start).
+    At start-up, waits up to --startup-timeout-s for PostgreSQL and the broker to answer (the
+    HTTP API already serves /health, and /ready says what is missing). Runs until SIGTERM or
+    Ctrl-C, then finishes the batches in flight, commits and exits 0 (a second signal gives up
+    on them: they are replayed on the next start).
     """
     settings = load_settings(kwargs)
     configure_logging(settings.log_level, settings.log_format)
@@ -37,20 +43,17 @@ def consume(**kwargs: Any) -> None:
     from observability import runtime as observability
     from observability.metrics import PipelineMetrics
     from stream_core.events import PipelineState
-    from stream_core.kafka_admin import Admin
 
     scorer = _load_scorer(settings)
-    _check_database(settings)
-    try:
-        Admin(settings.producer_kafka_config()).topics(BROKER_CHECK_TIMEOUT_S)
-    except KafkaException as error:
-        raise click.ClickException(
-            f"cannot reach Kafka at {settings.bootstrap_servers}: {error.args[0].str()}"
-        ) from None
     state = PipelineState(model_loaded=True)
     metrics = PipelineMetrics()
     runtime = observability.start(settings, scorer, metrics, state)
     try:
+        try:
+            _wait_for_services(settings, state)
+        except StoppedWhileWaitingError as stopped:
+            log.info("stopped before consuming", reason=str(stopped))
+            return
         pipeline = build_pipeline(
             settings,
             scorer=scorer,
@@ -83,13 +86,48 @@ def _load_scorer(settings: Settings) -> Scorer:
     return scorer
 
 
-def _check_database(settings: Settings) -> None:
-    from storage.sink import PostgresSink, SchemaMissingError, StorageUnavailableError
+def _wait_for_services(settings: Settings, state: PipelineState) -> None:
+    """PostgreSQL (with the schema), then the broker, each waited for up to the start-up
+    timeout; a clear one-line error when one stays away or refuses us for good."""
+    from confluent_kafka import KafkaException
 
+    from storage.refusals import refused_for_good
+    from storage.sink import PostgresSink, SchemaMissingError, StorageUnavailableError
+    from stream_core.kafka_admin import Admin, worth_waiting_for
+
+    timeout_s = settings.startup_timeout_s
+    gave_up = f"(gave up after {timeout_s:g} s; see --startup-timeout-s)"
     probe = PostgresSink(settings.database_url_value(), labels=LABELS)
-    try:
-        probe.connection()
-    except (StorageUnavailableError, SchemaMissingError) as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        probe.close()
+    with stop_on_signals(threading.Event()) as stop:
+        try:
+            wait_for(
+                "PostgreSQL",
+                probe.connection,
+                timeout_s=timeout_s,
+                worth_waiting=lambda e: (
+                    isinstance(e, StorageUnavailableError) and not refused_for_good(e)
+                ),
+                stop=stop,
+            )
+        except StorageUnavailableError as error:
+            suffix = f" {gave_up}" if timeout_s and not refused_for_good(error) else ""
+            raise click.ClickException(f"{error}{suffix}") from None
+        except SchemaMissingError as error:
+            raise click.ClickException(str(error)) from None
+        finally:
+            probe.close()
+        state.database_ok = True
+        try:
+            wait_for(
+                "the Kafka broker",
+                # A fresh client each time: its error list must be this attempt's own.
+                lambda: Admin(settings.producer_kafka_config()).topics(BROKER_CHECK_TIMEOUT_S),
+                timeout_s=timeout_s,
+                worth_waiting=worth_waiting_for,
+                stop=stop,
+            )
+        except KafkaException as error:
+            suffix = f" {gave_up}" if timeout_s and worth_waiting_for(error) else ""
+            raise click.ClickException(
+                f"cannot reach Kafka at {settings.bootstrap_servers}: {error.args[0].str()}{suffix}"
+            ) from None

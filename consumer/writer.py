@@ -16,10 +16,10 @@ from typing import Protocol, TypeVar
 
 import structlog
 
-from consumer.backoff import Backoff
 from consumer.dlq import DeadLetterDeliveryError
 from observability.metrics import PipelineMetrics
 from storage.sink import Sink, StorageUnavailableError, WriteResult
+from stream_core.backoff import Backoff
 from stream_core.batch import Batch
 from stream_core.contract import DeadLetterReason
 from stream_core.events import BatchObserver, CommittedBatch, PipelineState

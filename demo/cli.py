@@ -189,7 +189,7 @@ def up(**kwargs: Any) -> None:
             "",
             "Then, for example:",
             "  sentiment-stream consume",
-            "  sentiment-stream simulate --data ../shared/data/tweeteval --rate 50",
+            "  sentiment-stream simulate --rate 50",
             "",
             "Ctrl-C stops both." + (f" Database files stay in {data_dir}." if data_dir else ""),
         ]

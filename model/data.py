@@ -2,6 +2,10 @@
 
 A split may name a range of lines, ``test[0:6000]`` (0-based, end exclusive, like a Python
 slice), so a model's metadata can record exactly which lines trained it and which evaluated it.
+
+:data:`SAMPLE_DIR` is such a folder shipped inside the package: the official TweetEval validation
+split (2,000 labelled tweets), so the simulator, the demo and the tests run offline with no data
+given (attribution: ``assets/tweeteval/README.md`` and the NOTICE file).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TASK = "sentiment"
+SAMPLE_DIR = Path(__file__).resolve().parent / "assets" / "tweeteval"
+SAMPLE_SPLITS = ("val",)  # the splits SAMPLE_DIR holds
 _SPLIT = re.compile(r"^(?P<name>[A-Za-z0-9_-]+)(?:\[(?P<start>\d*):(?P<end>\d*)\])?$")
 
 

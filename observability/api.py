@@ -4,12 +4,13 @@
 and no pipeline, and the consumer builds it with the live scorer, state and registry.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: FastAPI must resolve the annotation of the
+# ``/predict`` body, a class made per app in ``create_app``, which a string could not name.
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import structlog
 from fastapi import FastAPI, Query, Request
@@ -54,15 +55,26 @@ class Scorer(Protocol):
     def predict(self, text: str) -> Prediction: ...
 
 
-class PredictRequest(BaseModel):
+# At least one character that is not whitespace, with whitespace spelled out as exactly what
+# ``str.strip`` removes (and the scorer refuses): ``\S`` would not do, since JSON Schema
+# validators and clients read it the ECMAScript way, where U+001C-U+001F are not whitespace.
+NOT_BLANK_PATTERN = (
+    r"[^\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)
+
+
+class PredictRequestRules(BaseModel):
+    """The body of ``POST /predict`` minus the length limit, which each app sets (see
+    :func:`create_app`) and publishes as ``maxLength``."""
+
     model_config = ConfigDict(extra="forbid")
 
-    text: StrictStr = Field(description=f"The post to score (at most {MAX_TEXT_CHARS} chars).")
+    text: StrictStr
 
     @field_validator("text")
     @classmethod
     def _not_blank(cls, text: str) -> str:
-        if not text.strip():
+        if not re.search(NOT_BLANK_PATTERN, text):
             raise ValueError("text is empty or whitespace only")
         return text
 
@@ -103,7 +115,15 @@ class StatsResponse(BaseModel):
 class ReadyResponse(BaseModel):
     ready: bool
     checks: dict[str, bool]
-    missing: list[str]
+    missing: list[str] = Field(description="The checks that fail (empty when ready).")
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
 
 
 def _validation_error(loc: tuple[str, ...], message: str) -> RequestValidationError:
@@ -138,9 +158,16 @@ def create_app(
     )
     app.add_exception_handler(RequestValidationError, _validation_error_body)
 
-    @app.get("/health", summary="The process is alive")
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
+    class PredictRequest(PredictRequestRules):
+        text: StrictStr = Field(
+            description="The post to score: not blank, at most "
+            f"{max_text_chars} characters (Unicode code points).",
+            json_schema_extra={"maxLength": max_text_chars, "pattern": NOT_BLANK_PATTERN},
+        )
+
+    @app.get("/health", summary="The process is alive", response_model=HealthResponse)
+    def health() -> HealthResponse:
+        return HealthResponse(status="ok")
 
     @app.get(
         "/ready",
@@ -162,7 +189,17 @@ def create_app(
     def model() -> dict[str, Any]:
         return scorer.metadata.model_dump(mode="json")
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The Prometheus text exposition format",
+                "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+            }
+        },
+    )
     def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -170,6 +207,12 @@ def create_app(
         "/predict",
         summary="Score one text with the stream's model",
         response_model=PredictResponse,
+        responses={
+            400: {
+                "model": ErrorResponse,
+                "description": "The body could not be read (e.g. it is not UTF-8)",
+            }
+        },
     )
     async def predict(request: PredictRequest) -> PredictResponse:
         if len(request.text) > max_text_chars:
@@ -192,8 +235,9 @@ def create_app(
         window: Annotated[
             str,
             Query(
-                pattern=WINDOW_PATTERN,
-                description="Time window for the PostgreSQL figures: 90s, 15m, 24h, 7d (1m-366d).",
+                description="Time window for the PostgreSQL figures: a whole number of s, m, h "
+                "or d from 1m to 366d, like 90s, 15m, 24h or 7d (the pattern says exactly that).",
+                json_schema_extra={"pattern": WINDOW_PATTERN},
             ),
         ] = "1h",
     ) -> StatsResponse:

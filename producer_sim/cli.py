@@ -13,7 +13,7 @@ import click
 from confluent_kafka import KafkaException
 from rich.console import Console
 
-from model.data import DataError, LabelledTweet, read_splits
+from model.data import SAMPLE_DIR, SAMPLE_SPLITS, DataError, LabelledTweet, read_splits
 from producer_sim.download import (
     TWEETEVAL_URL,
     DownloadError,
@@ -29,6 +29,7 @@ from stream_core.settings import load_settings, settings_options
 from stream_core.shutdown import stop_on_signals
 
 RATE = click.FloatRange(min=0.0)
+FULL_SPLITS = "val,test"  # what --data and --download replay unless --split says otherwise
 SHARE = click.FloatRange(min=0.0, max=1.0)
 
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -57,15 +58,16 @@ def data_options(command: Any) -> Any:
                 "--data",
                 type=click.Path(file_okay=False, path_type=Path),
                 envvar="SENTIMENT_DATA",
-                help="TweetEval-format folder (<dir>/sentiment/{split}_text.txt). "
-                "[env: SENTIMENT_DATA]",
+                help="TweetEval-format folder (<dir>/sentiment/{split}_text.txt) "
+                "[default: the bundled TweetEval validation split, 2,000 tweets; "
+                "env: SENTIMENT_DATA]",
             ),
             click.option(
                 "--split",
                 "splits",
-                default="val,test",
-                show_default=True,
-                help="Comma-separated splits to replay, in order; NAME or NAME[START:END].",
+                help="Comma-separated splits to replay, in order; NAME or NAME[START:END] "
+                f"[default: {FULL_SPLITS} with --data or --download, "
+                f"{','.join(SAMPLE_SPLITS)} for the bundled data].",
             ),
             click.option(
                 "--download",
@@ -87,32 +89,48 @@ def data_options(command: Any) -> Any:
     return command
 
 
+def _split_names(splits: str) -> list[str]:
+    names = [s.strip() for s in splits.split(",") if s.strip()]
+    if not names:
+        raise click.BadParameter("name at least one split", param_hint="--split")
+    return names
+
+
 def load_tweets(options: Mapping[str, Any]) -> list[LabelledTweet]:
     """The tweets that the :func:`data_options` flags in ``options`` choose, with a clear error
-    for every way this can fail."""
+    for every way this can fail.
+
+    Where they come from, first match wins: ``--data``; ``--download``; an earlier
+    ``--download`` in the default cache; the TweetEval validation split bundled with the package.
+    """
     data: Path | None = options["data"]
-    splits: str = options["splits"]
+    splits: str | None = options["splits"]
     cache_dir: Path | None = options["cache_dir"]
     download, download_url = options["download"], options["download_url"]
-    split_names = [s.strip() for s in splits.split(",") if s.strip()]
-    if not split_names:
-        raise click.BadParameter("name at least one split", param_hint="--split")
+    split_names = _split_names(splits or FULL_SPLITS)
     if download:
         try:
             data = download_tweeteval(split_names, cache_dir or data, download_url)
         except DownloadError as error:
             raise click.ClickException(
-                f"{error}\nOffline? Point --data at a TweetEval-format folder instead "
-                "(for example a copy of cardiffnlp/tweeteval's datasets/ folder)."
+                f"{error}\nOffline? Leave out --download to replay the bundled sample, or "
+                "point --data at a TweetEval-format folder (for example a copy of "
+                "cardiffnlp/tweeteval's datasets/ folder)."
             ) from None
     if data is None and is_downloaded(split_names, default_cache_dir()):
         data = default_cache_dir()  # an earlier --download
+    hint = "--data: a TweetEval-format folder"
     if data is None:
-        raise click.UsageError("say where the tweets are: --data DIR, or --download")
+        data = SAMPLE_DIR
+        split_names = _split_names(splits or ",".join(SAMPLE_SPLITS))
+        hint = (
+            f"the bundled data holds only {', '.join(SAMPLE_SPLITS)}: "
+            "give --data DIR or --download for other splits"
+        )
     try:
         tweets = read_splits(data, split_names)
     except (DataError, OSError) as error:
-        raise click.ClickException(f"{error} (--data: a TweetEval-format folder)") from None
+        raise click.ClickException(f"{error} ({hint})") from None
     tweets = [tweet for tweet in tweets if tweet.text.strip()]  # blank lines are not posts
     if not tweets:
         raise click.ClickException(f"no tweets in {data} for splits {split_names}")

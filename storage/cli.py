@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -10,8 +11,11 @@ import structlog
 from alembic.util.exc import CommandError
 from sqlalchemy.exc import OperationalError
 
+from storage.refusals import refused_for_good
 from stream_core.logs import configure_logging
 from stream_core.settings import Settings, load_settings, settings_options
+from stream_core.shutdown import stop_on_signals
+from stream_core.startup import StoppedWhileWaitingError, wait_for
 
 log = structlog.get_logger(__name__)
 
@@ -21,17 +25,33 @@ def db() -> None:
     """Database schema management (Alembic migrations)."""
 
 
-def _run(kwargs: dict[str, Any], action: Callable[[str], None]) -> None:
+def _run(kwargs: dict[str, Any], action: Callable[[str], None], *, wait: bool = False) -> None:
+    """``action(database_url)`` with clear errors; with ``wait``, a database that does not answer
+    yet is waited for up to the start-up timeout (a migration is one transaction: a retry after
+    a lost connection starts it over)."""
     from storage import migrate
 
     settings: Settings = load_settings(kwargs)
     configure_logging(settings.log_level, settings.log_format)
     url = settings.database_url_value()
+    timeout_s = settings.startup_timeout_s if wait else 0.0
     try:
-        action(url)
+        with stop_on_signals(threading.Event()) as stop:
+            wait_for(
+                "PostgreSQL",
+                lambda: action(url),
+                timeout_s=timeout_s,
+                worth_waiting=lambda e: isinstance(e, OperationalError) and not refused_for_good(e),
+                stop=stop,
+            )
     except OperationalError as error:
-        raise click.ClickException(migrate.unreachable(url, error)) from None
+        suffix = ""
+        if timeout_s and not refused_for_good(error):
+            suffix = f" (gave up after {timeout_s:g} s; see --startup-timeout-s)"
+        raise click.ClickException(migrate.unreachable(url, error) + suffix) from None
     except CommandError as error:
+        raise click.ClickException(str(error)) from None
+    except StoppedWhileWaitingError as error:
         raise click.ClickException(str(error)) from None
 
 
@@ -41,11 +61,16 @@ db_settings = settings_options("database_url", "log_level", "log_format")
 @db.command()
 @click.argument("revision", default="head")
 @db_settings
+@settings_options("startup_timeout_s")
 def upgrade(revision: str, **kwargs: Any) -> None:
-    """Upgrade the schema to REVISION (default: the newest)."""
+    """Upgrade the schema to REVISION (default: the newest).
+
+    Waits up to --startup-timeout-s for PostgreSQL to answer (a migrate job started beside its
+    database comes up with it).
+    """
     from storage import migrate
 
-    _run(kwargs, lambda url: migrate.upgrade(url, revision))
+    _run(kwargs, lambda url: migrate.upgrade(url, revision), wait=True)
     click.echo(f"upgraded to {revision}")
 
 

@@ -25,7 +25,8 @@ def alembic_config(database_url: str) -> Config:
 
 def unreachable(database_url: str, error: OperationalError) -> str:
     """What to tell a user whose database did not answer (the password masked)."""
-    return f"cannot reach the database at {redacted(database_url)}: {error.orig or error}"
+    reason = " ".join(str(error.orig or error).split())  # one line: libpq adds a hint line
+    return f"cannot reach the database at {redacted(database_url)}: {reason}"
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:

@@ -187,8 +187,9 @@ class PostgresSink:
                     application_name="sentiment-stream",
                 )
             except psycopg.OperationalError as error:
+                reason = " ".join(str(error).split())  # libpq's hint on its second line
                 raise StorageUnavailableError(
-                    f"cannot connect to {redacted(self._url)}: {error}"
+                    f"cannot connect to {redacted(self._url)}: {reason}"
                 ) from error
             try:
                 # Minute buckets are UTC minutes, whatever the server's default time zone.

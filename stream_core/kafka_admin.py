@@ -45,3 +45,12 @@ class Admin:
                     (e for e in self._errors if e.code() != KafkaError._ALL_BROKERS_DOWN), None
                 )
                 raise KafkaException(cause or error.args[0]) from None
+
+
+def worth_waiting_for(error: Exception) -> bool:
+    """A broker failure that may pass (down, restarting, unreachable), as opposed to one that
+    will not: the cluster refusing our credentials."""
+    if not isinstance(error, KafkaException):
+        return False
+    cause = error.args[0] if error.args else None
+    return not (isinstance(cause, KafkaError) and cause.code() == KafkaError._AUTHENTICATION)

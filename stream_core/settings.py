@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(
         30.0, gt=0, description="SIGTERM deadline to drain the current batch and commit."
     )
+    startup_timeout_s: float = Field(
+        120.0,
+        ge=0,
+        description="How long `consume` and `db upgrade` wait for PostgreSQL and the broker "
+        "to answer at start-up, in seconds (0: fail at once).",
+    )
     # Negative-spike detector (observability/spike.py explains how these interact).
     alert_window_s: float = Field(
         20.0, gt=0, le=3600, description="Sliding window of the spike detector, in seconds."

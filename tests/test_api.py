@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
+import jsonschema_rs
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from observability.api import NOT_BLANK_PATTERN, create_app
 from observability.api import Scorer as ApiScorer
-from observability.api import create_app
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
+from observability.window_counts import WINDOW_PATTERN, integer_range_pattern, parse_window
 from stream_core.contract import LABELS, MAX_TEXT_CHARS
 from stream_core.events import PipelineState
 from tests.observability_fakes import FakeMetadata, FakeScorer, committed
@@ -228,6 +231,56 @@ def test_openapi_docs_are_served(api: Api) -> None:
     assert api.client.get("/docs").status_code == 200
     paths = api.client.get("/openapi.json").json()["paths"]
     assert set(paths) >= {"/predict", "/stats", "/model", "/health", "/ready", "/metrics"}
+
+
+def test_openapi_states_the_rules_the_api_enforces() -> None:
+    """The fuzz test (test_api_fuzz.py) checks behaviour against the document; this pins the
+    rules themselves: the configured length limit, not blank, the window format, /ready's 503."""
+    document = Api(max_text_chars=280).client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    text = schemas["PredictRequest"]["properties"]["text"]
+    assert (text["maxLength"], text["pattern"], text["type"]) == (280, NOT_BLANK_PATTERN, "string")
+    assert schemas["PredictRequest"]["additionalProperties"] is False
+    (window,) = document["paths"]["/stats"]["get"]["parameters"]
+    assert window["schema"]["pattern"] == WINDOW_PATTERN
+    assert {"200", "503"} <= set(document["paths"]["/ready"]["get"]["responses"])
+    for path, method in (("/predict", "post"), ("/stats", "get")):
+        assert "422" in document["paths"][path][method]["responses"]
+
+
+def test_the_not_blank_pattern_is_the_rule_everywhere() -> None:
+    """A text is blank for the API and the scorer when ``str.strip`` empties it; the published
+    pattern must say the same in Python and in a JSON Schema validator (ECMAScript regexes, as
+    schemathesis and generated clients read them), for every character."""
+    validator = jsonschema_rs.validator_for({"type": "string", "pattern": NOT_BLANK_PATTERN})
+    python = re.compile(NOT_BLANK_PATTERN)
+    for code in [*range(0xD800), *range(0xE000, 0x10000)]:
+        char = chr(code)
+        blank = not char.strip()
+        assert (python.search(char) is None) == blank, hex(code)
+        assert validator.is_valid(char) != blank, hex(code)
+
+
+@pytest.mark.parametrize(("low", "high"), [(1, 1), (0, 9), (7, 123), (60, 99_999), (99, 101)])
+def test_integer_range_pattern_matches_exactly_the_range(low: int, high: int) -> None:
+    pattern = re.compile(integer_range_pattern(low, high))
+    for n in range(0, 10 * high + 10):
+        assert bool(pattern.fullmatch(str(n))) == (low <= n <= high), n
+    assert not pattern.fullmatch(f"0{low}")  # no leading zeros
+
+
+@pytest.mark.parametrize(
+    ("window", "span"),
+    [("60s", timedelta(minutes=1)), ("1m", timedelta(minutes=1)), ("366d", timedelta(days=366)),
+     ("8784h", timedelta(days=366)), ("527040m", timedelta(days=366)),
+     ("31622400s", timedelta(days=366))],
+)  # fmt: skip
+def test_window_bounds_in_every_unit(window: str, span: timedelta) -> None:
+    assert parse_window(window) == span
+    number, unit = int(window[:-1]), window[-1]
+    too_far = f"{number + 1}{unit}" if span == timedelta(days=366) else f"{number - 1}{unit}"
+    with pytest.raises(ValueError, match="from 1m to 366d"):
+        parse_window(too_far)
 
 
 def test_the_real_scorer_serves_predict_and_model(tiny_model_dir: Path) -> None:

@@ -10,8 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
+import psycopg
 import pytest
 
+from embedded import EmbeddedPostgres
+from embedded.postgres import SUPERUSER
+from embedded.process import free_port
 from tests.conftest import CLI, cli_env
 from tests.pipeline_support import (
     FAST_GROUP,
@@ -173,20 +178,151 @@ def test_clear_errors_for_what_a_user_gets_wrong(
 
     cases = [
         (with_option("--model", str(tmp_path / "nowhere")), "cannot load the model"),
-        (argv, "db upgrade"),  # the schema is not there yet
+        (argv, "db upgrade"),  # the schema is not there yet: not worth waiting for
         (
             with_option("--database-url", "postgresql+psycopg://me:pw@127.0.0.1:1/x"),
             "cannot connect to postgresql+psycopg://me:***@127.0.0.1:1/x",
         ),
     ]
     for case_argv, says in cases:
-        result = run_consume(case_argv)
+        result = run_consume([*case_argv, "--startup-timeout-s", "1"])
         assert result.returncode == 1, result.stderr
-        assert says in result.stderr
+        (error,) = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+        assert says in error
         assert "Traceback" not in result.stderr
     migrated(database_url)
-    broker_down = run_consume(with_option("--bootstrap-servers", "127.0.0.1:1"))
+    broker_down = run_consume(
+        [*with_option("--bootstrap-servers", "127.0.0.1:1"), "--startup-timeout-s", "1"]
+    )
     assert broker_down.returncode == 1
-    assert "cannot reach Kafka at 127.0.0.1:1" in broker_down.stderr
-    assert "Connection refused" in broker_down.stderr
+    (error,) = [line for line in broker_down.stderr.splitlines() if line.startswith("Error: ")]
+    assert error.startswith("Error: cannot reach Kafka at 127.0.0.1:1: ")
+    assert "Connection refused" in error
+    assert error.endswith("(gave up after 1 s; see --startup-timeout-s)")
+    assert "waiting for a service" in broker_down.stderr
     assert "|FAIL|" not in broker_down.stderr  # no raw librdkafka log lines
+
+
+# --- start-up that waits for PostgreSQL ---
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL server of the test's own, which it may stop and start again."""
+    with EmbeddedPostgres() as server:
+        yield server
+
+
+def get(url: str) -> tuple[int, dict[str, object]]:
+    response = httpx.get(url, timeout=5)
+    return response.status_code, response.json()
+
+
+def test_a_consumer_started_while_postgres_is_down_comes_up_with_it_and_stores_each_post_once(
+    kafka_bootstrap: str,
+    topic: str,
+    tiny_model_dir: Path,
+    own_postgres: EmbeddedPostgres,
+    tmp_path: Path,
+) -> None:
+    database_url = migrated(own_postgres.create_database("sentiment"))
+    create_topic(kafka_bootstrap, topic, 2)
+    n = 300
+    counts = produce(kafka_bootstrap, topic, [post_value(i) for i in range(n)], partitions=2)
+    own_postgres.stop()
+
+    port = free_port()
+    argv = consume_argv(kafka_bootstrap, database_url, topic, tiny_model_dir)
+    argv[argv.index("--http-port") + 1] = str(port)
+    log = tmp_path / "consumer.log"
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [*argv, "--startup-timeout-s", "120"],
+            env=cli_env(),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        outage_started = time.monotonic()
+        wait_until(
+            lambda: log.read_text().count('"service": "PostgreSQL"') >= 3,
+            90,
+            f"the consumer waiting for PostgreSQL ({log})",
+        )
+        # Meanwhile the process is alive and says why it is not ready.
+        assert process.poll() is None, log.read_text()[-3000:]
+        assert get(f"http://127.0.0.1:{port}/health") == (200, {"status": "ok"})
+        status, ready = get(f"http://127.0.0.1:{port}/ready")
+        assert status == 503
+        assert ready["missing"] == ["database", "partitions_assigned"]
+        assert row_count_or_none(database_url) is None  # the server really is down
+
+        own_postgres.start()
+        outage_s = time.monotonic() - outage_started
+        wait_until(lambda: row_count(database_url) >= n, 120, f"{n} rows after the outage")
+        up_s = time.monotonic() - outage_started - outage_s
+        wait_until(
+            lambda: committed_offsets(kafka_bootstrap, f"group-{topic}", topic, 2) == counts,
+            30,
+            f"every offset committed ({counts})",
+        )
+        assert get(f"http://127.0.0.1:{port}/ready")[0] == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, log.read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+    print(f"\nPostgreSQL back {outage_s:.1f} s after the consumer started; rows {up_s:.1f} s later")
+    assert '"event": "service is up"' in log.read_text()
+    assert row_count(database_url) == n
+    assert aggregate_total(database_url) == n
+    assert query(database_url, "SELECT count(DISTINCT post_id) FROM scored_posts") == [(n,)]
+
+
+def row_count_or_none(database_url: str) -> int | None:
+    try:
+        return row_count(database_url)
+    except psycopg.OperationalError:
+        return None
+
+
+def with_passwords(server: EmbeddedPostgres) -> str:
+    """Make ``server`` ask TCP clients other than the superuser for a password; the URL of a
+    migrated database that role ``app`` (password ``right``) owns."""
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        conn.execute("CREATE ROLE app LOGIN PASSWORD 'right'")
+        conn.execute("CREATE DATABASE appdb OWNER app")
+        (server.data_dir / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            f"host all {SUPERUSER} 127.0.0.1/32 trust\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n",
+            encoding="utf-8",
+        )
+        conn.execute("SELECT pg_reload_conf()")
+    return f"postgresql+psycopg://app:right@{server.host}:{server.port}/appdb"
+
+
+def test_a_wrong_password_fails_at_once_without_waiting(
+    kafka_bootstrap: str, topic: str, tiny_model_dir: Path, own_postgres: EmbeddedPostgres
+) -> None:
+    right = with_passwords(own_postgres)
+    wrong = right.replace("app:right@", "app:wrong@")
+    upgrade = subprocess.run(
+        [*CLI, "db", "upgrade", "--database-url", wrong, "--startup-timeout-s", "120"],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    consume = run_consume(
+        [*consume_argv(kafka_bootstrap, wrong, topic, tiny_model_dir), "--startup-timeout-s", "120"]
+    )
+    for result in (upgrade, consume):
+        assert result.returncode == 1, result.stderr
+        (error,) = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+        assert 'password authentication failed for user "app"' in error
+        assert "app:***@" in error and "wrong" not in error
+        assert "gave up" not in error
+        assert "waiting for a service" not in result.stderr  # at once, not at the deadline

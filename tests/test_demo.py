@@ -73,9 +73,7 @@ def postgres_data_dirs(pids: dict[int, float]) -> list[Path]:
     return dirs
 
 
-def test_demo_warns_of_a_short_run_and_explains_an_unreachable_database(
-    tweeteval_dir: Path,
-) -> None:
+def test_demo_warns_of_a_short_run_and_explains_an_unreachable_database() -> None:
     given = [
         "--bootstrap-servers",
         "127.0.0.1:1",
@@ -83,7 +81,7 @@ def test_demo_warns_of_a_short_run_and_explains_an_unreachable_database(
         "postgresql://u:pw@127.0.0.1:1/x",
     ]
     result = subprocess.run(
-        [*CLI, "demo", "--headless", "--duration", "20", "--data", str(tweeteval_dir), *given],
+        [*CLI, "demo", "--headless", "--duration", "20", *given],
         cwd=ROOT,
         env=cli_env(),
         capture_output=True,
@@ -113,9 +111,9 @@ class DeadConsumer:
 
 @pytest.mark.integration
 def test_a_consumer_that_dies_stops_the_simulator_too(
-    kafka_bootstrap: str, topic: str, tweeteval_dir: Path
+    kafka_bootstrap: str, topic: str, sample_dir: Path
 ) -> None:
-    tweets = read_splits(tweeteval_dir, ["val"])[:100]
+    tweets = read_splits(sample_dir, ["val"])[:100]
     options = DemoOptions(tweets=tweets, duration_s=600.0, rate_per_s=5.0, partitions=1)
     services = Services(kafka_bootstrap, "postgresql+psycopg://nobody@127.0.0.1:1/none")
     run = DemoRun(Settings(topic=topic, _env_file=None), options, threading.Event())  # type: ignore[call-arg]
@@ -174,16 +172,17 @@ def test_stack_up_prints_addresses_and_stops_everything(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_headless_demo_end_to_end(tmp_path: Path, tweeteval_dir: Path, database_url: str) -> None:
+def test_headless_demo_end_to_end(tmp_path: Path, database_url: str) -> None:
     if not (DEFAULT_MODEL_DIR / "metadata.json").exists():
         pytest.fail(f"the demo scores with the committed default model: {DEFAULT_MODEL_DIR}")
     chart = tmp_path / "chart.png"
     # The database is the test's own (so we can check the rows after the run); the broker is
-    # the demo's embedded one, so the run also proves it stops what it starts.
+    # the demo's embedded one, so the run also proves it stops what it starts. No --data: the
+    # demo replays the TweetEval sample bundled with the package, as on a user's fresh machine.
     process = subprocess.Popen(
         [
             *CLI, "demo", "--headless", "--duration", str(DEMO_SECONDS), "--rate", "20",
-            "--data", str(tweeteval_dir), "--split", "val", "--seed", "7",
+            "--seed", "7",
             "--chart", str(chart), "--log-level", "WARNING",
         ],
         cwd=ROOT,

@@ -276,9 +276,9 @@ def test_image_runs_as_non_root_with_our_entrypoint() -> None:
     assert dockerfile_instructions("CMD") == ['["consume"]']
 
 
-def test_dockerignore_keeps_the_default_model_and_drops_tests() -> None:
+def test_dockerignore_keeps_the_default_model_and_data_and_drops_tests() -> None:
     lines = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
-    assert "!model/assets/default" in lines
+    assert {"!model/assets/default", "!model/assets/tweeteval"} <= set(lines)
     assert {"tests", ".git", ".venv", ".env"} <= set(lines)
 
 

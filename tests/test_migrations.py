@@ -55,11 +55,20 @@ def test_upgrade_downgrade_and_upgrade_again(database_url: str, tmp_path: Path) 
 
 
 def test_errors_are_clear(database_url: str, tmp_path: Path) -> None:
-    unreachable = db("upgrade", url="postgresql+psycopg://u:pw@127.0.0.1:1/x", cwd=tmp_path)
-    assert unreachable.returncode == 1
-    assert "cannot reach the database at postgresql+psycopg://u:***@127.0.0.1:1/x" in (
-        unreachable.stderr
+    unreachable = db(
+        "upgrade",
+        "--startup-timeout-s",
+        "1",
+        url="postgresql+psycopg://u:pw@127.0.0.1:1/x",
+        cwd=tmp_path,
     )
+    assert unreachable.returncode == 1
+    (error,) = [line for line in unreachable.stderr.splitlines() if line.startswith("Error: ")]
+    assert error.startswith(
+        "Error: cannot reach the database at postgresql+psycopg://u:***@127.0.0.1:1/x: "
+    )
+    assert error.endswith("(gave up after 1 s; see --startup-timeout-s)")
+    assert "waiting for a service" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr
     unknown = db("downgrade", "0999", url=database_url, cwd=tmp_path)
     assert unknown.returncode == 1

@@ -18,7 +18,7 @@ import pytest
 from confluent_kafka import KafkaException
 
 from embedded.process import free_port
-from model.data import LabelledTweet, read_splits
+from model.data import SAMPLE_DIR, LabelledTweet, read_splits
 from producer_sim.download import DownloadError, download_tweeteval
 from producer_sim.pacing import Pacer
 from producer_sim.poison import PoisonKind, poison_value
@@ -101,11 +101,11 @@ def run(kafka_bootstrap: str, data: Path, **options: Any) -> Simulator:
 
 @pytest.mark.integration
 def test_counts_poison_and_per_author_order(
-    kafka_bootstrap: str, topic: str, tweeteval_dir: Path
+    kafka_bootstrap: str, topic: str, sample_dir: Path
 ) -> None:
     simulator = run(
         kafka_bootstrap,
-        data=tweeteval_dir,
+        data=sample_dir,
         topic=topic,
         rate_per_s=0,
         limit=1500,
@@ -157,12 +157,12 @@ def test_counts_poison_and_per_author_order(
 
 @pytest.mark.integration
 def test_spike_window_has_the_asked_share(
-    kafka_bootstrap: str, topic: str, tweeteval_dir: Path
+    kafka_bootstrap: str, topic: str, sample_dir: Path
 ) -> None:
     rate, at_s, duration_s = 200.0, 1.0, 3.0
     simulator = run(
         kafka_bootstrap,
-        data=tweeteval_dir,
+        data=sample_dir,
         topic=topic,
         rate_per_s=rate,
         duration_s=5.0,
@@ -184,10 +184,10 @@ def test_spike_window_has_the_asked_share(
 @pytest.mark.integration
 @pytest.mark.slow
 def test_pacing_holds_the_rate_over_20_seconds(
-    kafka_bootstrap: str, topic: str, tweeteval_dir: Path
+    kafka_bootstrap: str, topic: str, sample_dir: Path
 ) -> None:
     simulator = run(
-        kafka_bootstrap, data=tweeteval_dir, topic=topic, rate_per_s=100.0, duration_s=20.0
+        kafka_bootstrap, data=sample_dir, topic=topic, rate_per_s=100.0, duration_s=20.0
     )
     summary = simulator.summary
     assert summary.sent == summary.acknowledged == 2000
@@ -203,9 +203,9 @@ def test_pacing_holds_the_rate_over_20_seconds(
 
 @pytest.mark.integration
 def test_stop_event_flushes_everything_sent(
-    kafka_bootstrap: str, topic: str, tweeteval_dir: Path
+    kafka_bootstrap: str, topic: str, sample_dir: Path
 ) -> None:
-    tweets = read_splits(tweeteval_dir, ["val"])
+    tweets = read_splits(sample_dir, ["val"])
     simulator = Simulator(
         SimulatorConfig(topic=topic, tweets=tweets, rate_per_s=500, loop=True),
         {"bootstrap.servers": kafka_bootstrap},
@@ -221,11 +221,11 @@ def test_stop_event_flushes_everything_sent(
 # --- the command line ---
 
 
-def simulate(*args: str) -> subprocess.Popen[str]:
+def simulate(*args: str, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*CLI, "simulate", "--quiet", "--log-level", "WARNING", *args],
         cwd=ROOT,
-        env=cli_env(),
+        env=cli_env(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -233,25 +233,34 @@ def simulate(*args: str) -> subprocess.Popen[str]:
 
 
 @pytest.mark.integration
-def test_cli_prints_a_json_summary(kafka_bootstrap: str, topic: str, tweeteval_dir: Path) -> None:
+def test_cli_with_no_data_flag_replays_the_bundled_sample_and_prints_a_json_summary(
+    kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
     process = simulate(
-        "--bootstrap-servers", kafka_bootstrap, "--topic", topic, "--data", str(tweeteval_dir),
-        "--split", "test", "--rate", "0", "--limit", "300", "--poison-rate", "0.2", "--json",
+        "--bootstrap-servers", kafka_bootstrap, "--topic", topic,
+        "--rate", "0", "--limit", "300", "--poison-rate", "0.2", "--json",
+        XDG_CACHE_HOME=str(tmp_path),  # no earlier --download to fall back on
     )  # fmt: skip
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     summary = json.loads(out)
     assert summary["sent"] == summary["acknowledged"] == 300
     assert sum(summary["poison"].values()) + summary["posts"] == 300
-    assert len(consume_all(kafka_bootstrap, topic, 300)) == 300
+    received = consume_all(kafka_bootstrap, topic, 300)
+    assert len(received) == 300
+    bundled = {t.text for t in read_splits(SAMPLE_DIR, ["val"])}
+    posts = [json.loads(m.value) for m in received if m.headers[KIND_HEADER] == "post"]
+    assert len(posts) == summary["posts"]
+    assert all(post["text"] in bundled for post in posts)
 
 
 @pytest.mark.integration
 def test_cli_sigterm_flushes_and_exits_cleanly(
-    kafka_bootstrap: str, topic: str, tweeteval_dir: Path
+    kafka_bootstrap: str, topic: str, sample_dir: Path
 ) -> None:
     process = simulate(
-        "--bootstrap-servers", kafka_bootstrap, "--topic", topic, "--data", str(tweeteval_dir),
+        "--bootstrap-servers", kafka_bootstrap, "--topic", topic,
+        "--data", str(sample_dir), "--split", "val",
         "--rate", "200", "--loop", "--json",
     )  # fmt: skip
     assert process.stderr is not None
@@ -274,9 +283,9 @@ def test_an_unreachable_broker_fails_at_once_not_at_the_timeout() -> None:
     assert time.monotonic() - started < 30
 
 
-def test_cli_unreachable_broker_is_one_clear_line(tweeteval_dir: Path) -> None:
+def test_cli_unreachable_broker_is_one_clear_line() -> None:
     port = free_port()  # nothing listens there
-    process = simulate("--data", str(tweeteval_dir), "--bootstrap-servers", f"127.0.0.1:{port}")
+    process = simulate("--bootstrap-servers", f"127.0.0.1:{port}")
     _, err = process.communicate(timeout=120)
     assert process.returncode == 1
     (line,) = err.strip().splitlines()  # no librdkafka log lines, no traceback
@@ -303,8 +312,10 @@ def test_cli_explains_a_folder_that_is_not_tweeteval(tmp_path: Path) -> None:
     assert "TweetEval-format folder" in err
 
 
-def test_cli_without_data_is_a_usage_error() -> None:
-    process = simulate()
+def test_cli_asking_the_bundled_sample_for_a_split_it_lacks_says_so(tmp_path: Path) -> None:
+    process = simulate("--split", "test", XDG_CACHE_HOME=str(tmp_path))
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 2
-    assert "--data DIR, or --download" in err
+    assert process.returncode == 1
+    assert "test_text.txt does not exist" in err
+    assert "the bundled data holds only val: give --data DIR or --download" in err
+    assert "Traceback" not in err

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 
 import pytest
 
-from consumer.backoff import Backoff
 from consumer.dlq import DeadLetterDeliveryError
 from consumer.scoring import ScoreStep
 from consumer.writer import BatchAbandonedError, BatchWriter
 from observability.metrics import PipelineMetrics
 from storage.sink import StorageUnavailableError, WriteResult
+from stream_core.backoff import Backoff
 from stream_core.batch import Batch
 from stream_core.contract import DeadLetterReason
 from stream_core.events import CommittedBatch, PipelineState

@@ -1,4 +1,5 @@
-"""Exponential backoff with jitter, for retrying PostgreSQL and the dead-letter topic."""
+"""Exponential backoff with jitter: retrying PostgreSQL and the dead-letter topic, and waiting
+for PostgreSQL and the broker at start-up (``stream_core.startup``)."""
 
 from __future__ import annotations
 
