@@ -30,6 +30,7 @@ from storage.coordination import ChangeListener, ElectedJobs
 from stream_core.events import BatchObserver, PipelineState
 from stream_core.settings import Settings
 from watchlist.live import LiveWatchlist
+from watchlist.store import WatchStore
 
 log = structlog.get_logger(__name__)
 
@@ -132,6 +133,9 @@ def start(
             label_stats,
             PostgresWindowCounts(database_url),
             max_text_chars=settings.max_text_chars,
+            watch_store=WatchStore(database_url),
+            live_matcher=lambda: watchlist.matcher,
+            admin_token=settings.admin_token,
         )
         try:
             runtime.http = HttpServer(app, settings.http_host, settings.http_port)

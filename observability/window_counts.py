@@ -8,6 +8,7 @@ from typing import Protocol
 
 import psycopg
 
+from storage.entity_counts import entity_window_counts
 from storage.urls import libpq_url
 
 MIN_WINDOW = timedelta(minutes=1)  # the aggregate's resolution
@@ -83,9 +84,10 @@ def parse_window(text: str) -> timedelta:
 
 
 class WindowCounts(Protocol):
-    """Counts per label over the last ``window`` (raises on database trouble)."""
+    """Counts per label over the last ``window``, of the whole stream or of the posts naming
+    ``entity`` (raises on database trouble)."""
 
-    def __call__(self, window: timedelta) -> dict[str, int]: ...
+    def __call__(self, window: timedelta, entity: str | None = None) -> dict[str, int]: ...
 
 
 class PostgresWindowCounts:
@@ -95,11 +97,13 @@ class PostgresWindowCounts:
         self._dsn = libpq_url(database_url)
         self._timeout_s = timeout_s
 
-    def __call__(self, window: timedelta) -> dict[str, int]:
+    def __call__(self, window: timedelta, entity: str | None = None) -> dict[str, int]:
         with psycopg.connect(
             self._dsn,
             connect_timeout=self._timeout_s,
             options=f"-c statement_timeout={self._timeout_s * 1000}",
         ) as conn:
+            if entity is not None:
+                return entity_window_counts(conn, entity, window)
             rows = conn.execute(WINDOW_QUERY, {"window": window}).fetchall()
         return {str(label): int(count) for label, count in rows}

@@ -20,15 +20,21 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
+from stream_core.contract import WHITESPACE
+
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
-# \w: letters, digits and _ of any script
-HASHTAG_PATTERN = r"^#?\w+$"
-MENTION_PATTERN = r"^@?\w+$"
-NOT_BLANK_PATTERN = r"\S"
+# Patterns spelled out so that Python, pydantic and JSON Schema validators (ECMAScript regexes)
+# read them the same way; no NUL anywhere (PostgreSQL text cannot hold one).
+NO_NUL_PATTERN = r"^[^\u0000]*$"
+RULE_PATTERN = f"^[^\\u0000]*[^{WHITESPACE}\\u0000][^\\u0000]*$"  # and not blank
+# A tag: anything but whitespace, # and @, after an optional sigil.
+HASHTAG_PATTERN = f"^#?[^#@{WHITESPACE}\\u0000]+$"
+MENTION_PATTERN = f"^@?[^#@{WHITESPACE}\\u0000]+$"
 MAX_RULES_PER_KIND = 200
 MAX_RULE_CHARS = 200
 MAX_REGEX_CHARS = 500
@@ -51,12 +57,26 @@ RULE_FIELDS = {
 }
 
 Keyword = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_RULE_CHARS, pattern=NOT_BLANK_PATTERN)
+    str, StringConstraints(min_length=1, max_length=MAX_RULE_CHARS, pattern=RULE_PATTERN)
 ]
 Hashtag = Annotated[str, StringConstraints(max_length=MAX_RULE_CHARS, pattern=HASHTAG_PATTERN)]
 Mention = Annotated[str, StringConstraints(max_length=MAX_RULE_CHARS, pattern=MENTION_PATTERN)]
+# The text must compile as a *Python* regular expression (the matcher's syntax), which is not
+# JSON Schema's "regex" format (ECMAScript: "a{" is a Python pattern, "(?P<n>x)" too, neither
+# an ECMAScript one): a format of our own says so, and a 422 answers one that does not compile.
+PYTHON_REGEX_FORMAT = "python-regex"
 Regex = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_REGEX_CHARS, pattern=NOT_BLANK_PATTERN)
+    str,
+    StringConstraints(min_length=1, max_length=MAX_REGEX_CHARS, pattern=RULE_PATTERN),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": PYTHON_REGEX_FORMAT,
+            "minLength": 1,
+            "maxLength": MAX_REGEX_CHARS,
+            "pattern": RULE_PATTERN,
+        }
+    ),
 ]
 
 
@@ -70,6 +90,7 @@ class EntityRules(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,  # 0 is not false, nor 1 a keyword: as the published schema says
         # At least one rule of some kind, stated in the schema too (any one list non-empty).
         json_schema_extra={
             "anyOf": [
@@ -79,7 +100,7 @@ class EntityRules(BaseModel):
         },
     )
 
-    description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
+    description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS, pattern=NO_NUL_PATTERN)
     keywords: list[Keyword] = _rules(
         "Words or phrases, matched as whole words, ignoring case and accents."
     )
