@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from stream_core.batch import Batch
-from stream_core.records import DeadLetter, Post, SourceRecord
+from stream_core.batch import Batch, Outcome
+from stream_core.records import SourceRecord
 
 
 class MicroBatcher:
@@ -24,7 +24,7 @@ class MicroBatcher:
         self._batch = Batch()
         self._started_at = 0.0
 
-    def add(self, record: SourceRecord, outcome: Post | DeadLetter) -> None:
+    def add(self, record: SourceRecord, outcome: Outcome) -> None:
         if not self._batch:
             self._started_at = self._clock()
         self._batch.add(record, outcome)

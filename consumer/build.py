@@ -1,9 +1,11 @@
 """Where the pipeline is put together: the one place a feature plugs into the stream.
 
-A batch passes through the steps of :func:`batch_steps`, in order, then the writer stores its
-rows and runs the write parts of :func:`write_parts` in the same transaction. A new per-batch
-feature adds its step or its part to these lists and touches nothing else of the pipeline
-(ARCHITECTURE.md, "Adding a per-batch step" and "Adding a write part").
+The poller reads the topics of :func:`record_reader`, which also says what each record becomes
+(a post, a gold label or a dead letter). A batch passes through the steps of
+:func:`batch_steps`, in order, then the writer stores its rows and runs the write parts of
+:func:`write_parts` in the same transaction. A new per-batch feature adds its step or its part
+to these lists and touches nothing else of the pipeline (ARCHITECTURE.md, "Adding a per-batch
+step" and "Adding a write part").
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from consumer.dlq import DeadLetterPublisher
+from consumer.messages import MessageReader
 from consumer.pipeline import Pipeline
 from consumer.scoring import BatchScorer, ScoreStep
 from consumer.source import kafka_consumer
 from observability.metrics import PipelineMetrics
 from storage.entity_counts import EntityMinuteCounts, PostEntities
+from storage.gold_labels import GoldLabels
 from storage.minute_counts import MinuteCounts
 from storage.second_counts import SecondCounts
 from storage.sink import PostgresSink, WritePart
@@ -23,6 +27,17 @@ from stream_core.batch import BatchStep
 from stream_core.events import BatchObserver, PipelineState
 from stream_core.settings import Settings
 from watchlist.step import MatcherSource, MatchStep
+
+
+def record_reader(settings: Settings) -> MessageReader:
+    """The topics the pipeline reads, and what each record becomes: posts from the posts topic,
+    gold labels from the labels topic."""
+    return MessageReader(
+        posts_topic=settings.topic,
+        labels_topic=settings.labels_topic,
+        max_text_chars=settings.max_text_chars,
+        reject_unknown=settings.unknown_fields == "reject",
+    )
 
 
 def batch_steps(
@@ -35,7 +50,7 @@ def batch_steps(
 
 def write_parts() -> list[WritePart]:
     """What every batch writes beside its rows, in its transaction, in order."""
-    return [MinuteCounts(), PostEntities(), EntityMinuteCounts(), SecondCounts()]
+    return [MinuteCounts(), GoldLabels(), PostEntities(), EntityMinuteCounts(), SecondCounts()]
 
 
 def build_pipeline(
@@ -58,6 +73,7 @@ def build_pipeline(
     return Pipeline(
         settings,
         consumer=kafka_consumer(settings),
+        reader=record_reader(settings),
         steps=batch_steps(scorer, metrics, watchlist) if steps is None else steps,
         sink=PostgresSink(
             settings.database_url_value(),

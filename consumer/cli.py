@@ -118,7 +118,7 @@ def _wait_for_services(settings: Settings, state: PipelineState) -> None:
             probe.close()
         state.database_ok = True
         try:
-            wait_for(
+            topics = wait_for(
                 "the Kafka broker",
                 # A fresh client each time: its error list must be this attempt's own.
                 lambda: Admin(settings.producer_kafka_config()).topics(BROKER_CHECK_TIMEOUT_S),
@@ -131,3 +131,9 @@ def _wait_for_services(settings: Settings, state: PipelineState) -> None:
             raise click.ClickException(
                 f"cannot reach Kafka at {settings.bootstrap_servers}: {error.args[0].str()}{suffix}"
             ) from None
+    if settings.labels_topic and settings.labels_topic not in topics:
+        log.warning(
+            "the labels topic does not exist yet: gold labels are read once it is created "
+            "(SENTIMENT_LABELS_TOPIC=none turns them off)",
+            labels_topic=settings.labels_topic,
+        )

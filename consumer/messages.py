@@ -1,9 +1,17 @@
-"""Message bytes -> a validated :class:`Post`, or :class:`InvalidMessageError` with a clear reason.
+"""Message bytes -> a validated :class:`Post` or :class:`GoldLabel`, or
+:class:`InvalidMessageError` with a clear reason.
 
-The schema (UTF-8 JSON object)::
+The schemas (UTF-8 JSON objects). A post, on the posts topic::
 
     {"id": str, "text": str, "created_at": ISO-8601 str | null, "author": str | null,
      "lang": str | null, ...other fields (kept in ``extra``, or rejected)}
+
+A gold label, on the labels topic (keyed by post id, so that a post's labels keep their order)::
+
+    {"post_id": str, "label": "negative" | "neutral" | "positive",
+     "labelled_at": ISO-8601 str | null, ...other fields (ignored, or rejected)}
+
+:class:`MessageReader` routes each record to its schema by topic.
 
 This runs once per message. A strict pydantic model parsing the bytes in Rust (~3.5 us for a
 tweet-sized message here) beat ``json.loads`` alone (~5.6 us), let alone with hand-written type
@@ -12,14 +20,17 @@ checks (~10 us in all); its errors are mapped to our dead-letter reasons and mes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
-from stream_core.contract import DeadLetterReason
-from stream_core.records import DeadLetter, Post, SourceRecord
+from stream_core.batch import Outcome
+from stream_core.contract import LABELS, DeadLetterReason
+from stream_core.records import DeadLetter, GoldLabel, Post, SourceRecord
 
 _REASON_BY_ERROR_TYPE = {
     "model_type": DeadLetterReason.NOT_AN_OBJECT,
@@ -33,7 +44,7 @@ _REASON_BY_ERROR_TYPE = {
 
 
 class InvalidMessageError(ValueError):
-    """A message that cannot become a post: it goes to the dead-letter topic."""
+    """A message that cannot become a post or a label: it goes to the dead-letter topic."""
 
     def __init__(self, reason: DeadLetterReason, error: str) -> None:
         super().__init__(error)
@@ -50,6 +61,17 @@ class _Message(BaseModel):
     created_at: datetime | None = None
     author: str | None = None
     lang: str | None = None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _LabelMessage(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    post_id: str
+    label: str
+    labelled_at: datetime | None = None
 
 
 def _invalid_from(error: ErrorDetails, value: bytes) -> InvalidMessageError:
@@ -74,14 +96,33 @@ def _invalid_from(error: ErrorDetails, value: bytes) -> InvalidMessageError:
     return InvalidMessageError(reason, f"'{field}': {error['msg']}")
 
 
-def parse_post(value: bytes | None, *, max_text_chars: int, reject_unknown: bool = False) -> Post:
-    """Validate one message value; raise :class:`InvalidMessageError` saying what is wrong."""
+def _parsed(schema: type[M], value: bytes | None) -> M:
     if value is None:
         raise InvalidMessageError(DeadLetterReason.INVALID_JSON, "the message has no value")
     try:
-        message = _Message.model_validate_json(value)
+        return schema.model_validate_json(value)
     except ValidationError as error:
         raise _invalid_from(error.errors(include_url=False)[0], value) from None
+
+
+def _no_unknown_fields(extra: dict[str, Any] | None) -> None:
+    if extra:
+        raise InvalidMessageError(
+            DeadLetterReason.UNKNOWN_FIELD,
+            f"fields outside the contract: {', '.join(sorted(extra))[:200]}",
+        )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # A timestamp without an offset is taken as UTC, the only sane guess for a stream.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def parse_post(value: bytes | None, *, max_text_chars: int, reject_unknown: bool = False) -> Post:
+    """Validate one message value; raise :class:`InvalidMessageError` saying what is wrong."""
+    message = _parsed(_Message, value)
     if not message.id:
         raise InvalidMessageError(DeadLetterReason.MISSING_FIELD, "the 'id' field is empty")
     if not message.text.strip():
@@ -92,23 +133,34 @@ def parse_post(value: bytes | None, *, max_text_chars: int, reject_unknown: bool
             f"'text' has {len(message.text)} characters, more than the limit of {max_text_chars}",
         )
     extra: dict[str, Any] | None = message.model_extra or None
-    if extra and reject_unknown:
-        raise InvalidMessageError(
-            DeadLetterReason.UNKNOWN_FIELD,
-            f"fields outside the contract: {', '.join(sorted(extra))[:200]}",
-        )
-    created_at = message.created_at
-    if created_at is not None and created_at.tzinfo is None:
-        # A timestamp without an offset is taken as UTC, the only sane guess for a stream.
-        created_at = created_at.replace(tzinfo=UTC)
+    if reject_unknown:
+        _no_unknown_fields(extra)
     return Post(
         post_id=message.id,
         text=message.text,
         author=message.author,
         lang=message.lang,
-        created_at=created_at,
+        created_at=_utc(message.created_at),
         extra=extra,
     )
+
+
+def parse_label(record: SourceRecord, *, reject_unknown: bool = False) -> GoldLabel:
+    """Validate one labels-topic record; raise :class:`InvalidMessageError` saying what is wrong."""
+    message = _parsed(_LabelMessage, record.value)
+    if not message.post_id:
+        raise InvalidMessageError(DeadLetterReason.MISSING_FIELD, "the 'post_id' field is empty")
+    if "\x00" in message.post_id:
+        # PostgreSQL text cannot hold it: refused here rather than failing the transaction.
+        raise InvalidMessageError(DeadLetterReason.WRONG_TYPE, "'post_id' holds a NUL character")
+    if message.label not in LABELS:
+        raise InvalidMessageError(
+            DeadLetterReason.UNKNOWN_LABEL,
+            f"'label' is {message.label[:50]!r}; expected one of {', '.join(LABELS)}",
+        )
+    if reject_unknown:
+        _no_unknown_fields(message.model_extra)
+    return GoldLabel.of(record, message.post_id, message.label, _utc(message.labelled_at))
 
 
 def validated(
@@ -121,3 +173,28 @@ def validated(
         )
     except InvalidMessageError as invalid:
         return DeadLetter(record, invalid.reason, invalid.error)
+
+
+@dataclass(frozen=True)
+class MessageReader:
+    """The consumer's :class:`~stream_core.batch.RecordReader`: posts from ``posts_topic``,
+    gold labels from ``labels_topic`` (none when it is empty)."""
+
+    posts_topic: str
+    labels_topic: str = ""
+    max_text_chars: int = 10_000
+    reject_unknown: bool = False
+
+    @property
+    def topics(self) -> Sequence[str]:
+        return (self.posts_topic, self.labels_topic) if self.labels_topic else (self.posts_topic,)
+
+    def read(self, record: SourceRecord) -> Outcome:
+        if not self.labels_topic or record.topic != self.labels_topic:
+            return validated(
+                record, max_text_chars=self.max_text_chars, reject_unknown=self.reject_unknown
+            )
+        try:
+            return parse_label(record, reject_unknown=self.reject_unknown)
+        except InvalidMessageError as invalid:
+            return DeadLetter(record, invalid.reason, invalid.error)

@@ -31,13 +31,12 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from consumer.batching import MicroBatcher
 from consumer.committer import Committer
-from consumer.messages import validated
 from consumer.source import KafkaConsumer
 from consumer.stages import Downstream
 from consumer.writer import BatchAbandonedError, BatchWriter, DeadLetterSink
 from observability.metrics import PipelineMetrics
 from storage.sink import Sink
-from stream_core.batch import Batch, BatchStep
+from stream_core.batch import Batch, BatchStep, RecordReader
 from stream_core.events import BatchObserver, PipelineState
 from stream_core.records import SourceRecord
 from stream_core.settings import Settings
@@ -62,6 +61,7 @@ class Pipeline:
         settings: Settings,
         *,
         consumer: KafkaConsumer,
+        reader: RecordReader,
         steps: Sequence[BatchStep],
         sink: Sink,
         dead_letters: DeadLetterSink,
@@ -72,6 +72,7 @@ class Pipeline:
     ) -> None:
         self._settings = settings
         self._consumer = consumer
+        self._reader = reader
         self._sink = sink
         self._dead_letters = dead_letters
         self._metrics = metrics
@@ -116,14 +117,14 @@ class Pipeline:
             # Inside the try: a subscribe that fails (bad topic name) still stops the stages
             # and closes the consumer, producer and database connection.
             self._consumer.subscribe(
-                [self._settings.topic],
+                list(self._reader.topics),
                 on_assign=self._on_assign,
                 on_revoke=self._on_revoke,
                 on_lost=self._on_lost,
             )
             self._state.running = True
             self._state.database_ok = True
-            log.info("consuming", topic=self._settings.topic, group=self._settings.group_id)
+            log.info("consuming", topics=list(self._reader.topics), group=self._settings.group_id)
             while not self._stop.is_set():
                 self._poll_once()
         except BaseException as error:
@@ -182,12 +183,7 @@ class Pipeline:
             return
         record = SourceRecord.from_message(message)
         self._metrics.messages_consumed.labels(topic=record.topic).inc()
-        outcome = validated(
-            record,
-            max_text_chars=self._settings.max_text_chars,
-            reject_unknown=self._settings.unknown_fields == "reject",
-        )
-        self._batcher.add(record, outcome)
+        self._batcher.add(record, self._reader.read(record))
 
     def _apply_back_pressure(self) -> None:
         """Pause fetching while a cut batch waits or the database is down; resume after."""

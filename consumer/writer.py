@@ -23,7 +23,7 @@ from stream_core.backoff import Backoff
 from stream_core.batch import Batch
 from stream_core.contract import DeadLetterReason
 from stream_core.events import BatchObserver, CommittedBatch, PipelineState
-from stream_core.records import DeadLetter, ScoredPost, TopicPartition
+from stream_core.records import DeadLetter, GoldLabel, ScoredPost, TopicPartition
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +72,7 @@ class BatchWriter:
         self.storage_ok.set()
 
     def handle(self, batch: Batch) -> None:
-        result = self._until_done("database", lambda: self._write(batch.posts))
+        result = self._until_done("database", lambda: self._write(batch.posts, batch.labels))
         committed_at = datetime.now(UTC)
         refused = {id(post): error for post, error in result.rejected}
         letters = batch.dead_letters + [
@@ -87,9 +87,9 @@ class BatchWriter:
         self._record_metrics(batch, stored, result, committed_at)
         self._notify(CommittedBatch(stored, result.inserted, committed_at, self._model_version))
 
-    def _write(self, posts: Sequence[ScoredPost]) -> WriteResult:
+    def _write(self, posts: Sequence[ScoredPost], labels: Sequence[GoldLabel]) -> WriteResult:
         started = time.perf_counter()
-        result = self._sink.write_batch(posts)
+        result = self._sink.write_batch(posts, labels)
         self._metrics.db_write_seconds.observe(time.perf_counter() - started)  # successes only
         return result
 

@@ -16,71 +16,30 @@ from model.data import LabelledTweet, read_label_names, read_splits
 from model.metadata import ModelMetadata, utc_now
 from model.progress import progress_bar
 from model.scorer import Scorer
+from stream_core.quality import Confusion, ratio
 
 # Scored in chunks only so that the progress bar moves; the Scorer batches within each.
 _CHUNK = 256
 
 
 @dataclass(frozen=True)
-class Evaluation:
-    labels: tuple[str, ...]
-    splits: tuple[str, ...]
-    confusion: npt.NDArray[np.int64]  # rows: true label, columns: predicted label
+class Evaluation(Confusion):
+    """A :class:`~stream_core.quality.Confusion` of a model on named splits of a data set."""
 
-    @property
-    def support(self) -> npt.NDArray[np.int64]:
-        return np.asarray(self.confusion.sum(axis=1), dtype=np.int64)
-
-    @property
-    def recall(self) -> npt.NDArray[np.float64]:
-        return _ratio(np.diag(self.confusion), self.support)
-
-    @property
-    def precision(self) -> npt.NDArray[np.float64]:
-        return _ratio(np.diag(self.confusion), self.confusion.sum(axis=0))
-
-    @property
-    def f1(self) -> npt.NDArray[np.float64]:
-        p, r = self.precision, self.recall
-        return _ratio(2 * p * r, p + r)
-
-    @property
-    def macro_recall(self) -> float:
-        return float(self.recall.mean())
-
-    @property
-    def macro_f1(self) -> float:
-        return float(self.f1.mean())
-
-    @property
-    def accuracy(self) -> float:
-        return float(np.trace(self.confusion) / max(int(self.confusion.sum()), 1))
+    splits: tuple[str, ...] = ()
 
     def as_metrics(self) -> dict[str, Any]:
         """The document stored under ``metrics`` in metadata.json."""
         return {
             "metric": "macro_recall",  # TweetEval's official sentiment metric
             "splits": list(self.splits),
-            "n": int(self.confusion.sum()),
-            "macro_recall": round(self.macro_recall, 4),
-            "accuracy": round(self.accuracy, 4),
-            "macro_f1": round(self.macro_f1, 4),
-            "per_class": {
-                label: {
-                    "precision": round(float(self.precision[i]), 4),
-                    "recall": round(float(self.recall[i]), 4),
-                    "f1": round(float(self.f1[i]), 4),
-                    "support": int(self.support[i]),
-                }
-                for i, label in enumerate(self.labels)
-            },
-            "confusion_matrix": self.confusion.tolist(),
+            **self.figures(),
             "evaluated_at": utc_now().isoformat(),
         }
 
     def tables(self) -> tuple[Table, Table]:
         """Per-class figures with the macro averages, and the confusion matrix."""
-        title = f"{', '.join(self.splits)}: {int(self.confusion.sum())} tweets"
+        title = f"{', '.join(self.splits)}: {self.total} tweets"
         figures = Table(title=title)
         figures.add_column("label")
         for column in ("precision", "recall", "F1", "support"):
@@ -104,24 +63,8 @@ class Evaluation:
         for label in self.labels:
             confusion.add_column(label, justify="right")
         for i, label in enumerate(self.labels):
-            confusion.add_row(label, *(str(n) for n in self.confusion[i]))
+            confusion.add_row(label, *(str(n) for n in self.matrix[i]))
         return figures, confusion
-
-
-def _ratio(numerator: npt.NDArray[Any], denominator: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-    num = numerator.astype(np.float64)
-    den = denominator.astype(np.float64)
-    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-
-
-def confusion_matrix(
-    true_ids: Sequence[int] | npt.NDArray[np.int64],
-    predicted_ids: Sequence[int] | npt.NDArray[np.int64],
-    n_labels: int,
-) -> npt.NDArray[np.int64]:
-    matrix = np.zeros((n_labels, n_labels), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(true_ids), np.asarray(predicted_ids)), 1)
-    return matrix
 
 
 def predict_ids(
@@ -148,7 +91,8 @@ def evaluate(scorer: Scorer, data_dir: Path, splits: Sequence[str]) -> Evaluatio
     tweets = read_splits(data_dir, list(splits))
     predicted = predict_ids(scorer, tweets, f"evaluating {scorer.version}")
     truth = np.array([t.label_id for t in tweets], dtype=np.int64)
-    return Evaluation(names, tuple(splits), confusion_matrix(truth, predicted, len(names)))
+    confusion = Confusion.from_ids(names, truth, predicted)
+    return Evaluation(names, confusion.matrix, tuple(splits))
 
 
 def record_metrics(model_dir: Path, evaluation: Evaluation) -> ModelMetadata:
@@ -164,7 +108,7 @@ def plot_confusion(evaluation: Evaluation, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    normalised = _ratio(evaluation.confusion, evaluation.support[:, None])
+    normalised = np.nan_to_num(ratio(evaluation.matrix, evaluation.support[:, None]))
     figure, axes = plt.subplots(figsize=(5, 4.4), dpi=120)
     image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
     ticks = range(len(evaluation.labels))
@@ -175,7 +119,7 @@ def plot_confusion(evaluation: Evaluation, path: Path, title: str) -> None:
     for i in ticks:
         for j in ticks:
             colour = "white" if normalised[i, j] > 0.5 else "black"
-            text = f"{evaluation.confusion[i, j]}\n{normalised[i, j]:.0%}"
+            text = f"{evaluation.matrix[i, j]}\n{normalised[i, j]:.0%}"
             axes.text(j, i, text, ha="center", va="center", color=colour, fontsize=9)
     axes.set_title(f"{title}\nmacro recall {evaluation.macro_recall:.3f}", fontsize=10)
     figure.colorbar(image, ax=axes, fraction=0.046)

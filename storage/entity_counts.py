@@ -65,6 +65,7 @@ class EntityMinuteCounts:
         counts = Counter(
             (entity, minute_of(post, inserted.scored_at), post.label)
             for post in inserted.posts
+            if post.label is not None
             for entity in post.entities
         )
         if counts:

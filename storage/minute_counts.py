@@ -42,6 +42,8 @@ class MinuteCounts:
             for post in inserted.posts
             if post.label is not None
         )
+        if not counts:
+            return  # gold labels only
         keys = sorted(counts)
         minutes, labels = [minute for minute, _ in keys], [label for _, label in keys]
         cursor.execute(ADD_COUNTS, (minutes, labels, [counts[key] for key in keys]))

@@ -51,10 +51,14 @@ class SecondCounts:
         negative: Counter[str] = Counter()
         total: Counter[str] = Counter()
         for post in inserted.posts:
+            if post.label is None:
+                continue  # not scored (an unsupported language, say): nothing to judge
             is_negative = post.label == NEGATIVE
             for entity in (ALL_POSTS, *post.entities):
                 total[entity] += 1
                 negative[entity] += is_negative
+        if not total:
+            return  # gold labels only, or nothing scored
         entities = sorted(total)
         cursor.execute(
             ADD_SECOND_COUNTS,

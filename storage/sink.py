@@ -2,9 +2,10 @@
 
 One batch is one transaction: COPY into a temporary staging table, then one statement that
 inserts the new rows into ``scored_posts`` (``ON CONFLICT DO NOTHING`` on the Kafka position)
-and returns the rows it really inserted; then the write parts (:class:`WritePart`: today the
-per-minute counts, ``storage.minute_counts``) add what those rows, and only those, contribute.
-A replayed batch therefore changes nothing, and the aggregates stay exact.
+and returns the rows it really inserted; then the write parts (:class:`WritePart`: the per-minute
+counts, ``storage.minute_counts``; the gold labels, ``storage.gold_labels``) add what those rows,
+and only those, contribute, and store the batch's gold labels. A replayed batch therefore
+changes nothing, and the aggregates stay exact.
 
 COPY + INSERT ... SELECT beat a multi-row INSERT ... VALUES here: 8.9k vs 6.6k rows/s for
 batches of 64 tweets, 15.7k vs 5.5k for 256 (``python -m benchmarks.pipeline_bench`` prints both).
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import psycopg
@@ -23,7 +24,7 @@ from psycopg.types.json import Jsonb
 
 from storage.urls import libpq_url, redacted
 from stream_core.contract import LABELS
-from stream_core.records import ScoredPost
+from stream_core.records import GoldLabel, ScoredPost
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +44,7 @@ COLUMNS = (
     "kafka_offset",
     "kafka_timestamp",
     "gold_label",
+    "gold_label_at",
     "extra",
 )
 _COLUMN_LIST = ", ".join(COLUMNS)
@@ -52,7 +54,7 @@ CREATE TEMPORARY TABLE IF NOT EXISTS scored_posts_staging (
     post_id text, text text, author text, lang text, created_at timestamptz, label text,
     prob_negative real, prob_neutral real, prob_positive real, model_version text,
     kafka_topic text, kafka_partition integer, kafka_offset bigint, kafka_timestamp timestamptz,
-    gold_label text, extra jsonb
+    gold_label text, gold_label_at timestamptz, extra jsonb
 ) ON COMMIT DELETE ROWS
 """
 
@@ -98,10 +100,12 @@ class WriteResult:
 
 @dataclass(frozen=True, slots=True)
 class InsertedRows:
-    """The rows one transaction really inserted into ``scored_posts`` (replays excluded)."""
+    """The rows one transaction really inserted into ``scored_posts`` (replays excluded), and
+    the gold labels its batch carries (all of them: a part makes storing them idempotent)."""
 
     posts: Sequence[ScoredPost]
     scored_at: datetime  # their ``scored_at``: the transaction's time, the same for every row
+    labels: Sequence[GoldLabel] = ()
 
 
 class WritePart(Protocol):
@@ -110,29 +114,35 @@ class WritePart(Protocol):
     ``write`` gets the transaction's cursor and the rows really inserted, and runs (at most)
     one statement: a replay inserts no row, so it adds nothing, and a failure rolls the whole
     batch back. Parts run in the order ``consumer.build.write_parts`` lists them, and only
-    when the transaction inserted at least one row.
+    when the transaction inserted at least one row or the batch carries gold labels.
     """
 
     def write(self, cursor: psycopg.Cursor[Any], inserted: InsertedRows) -> None: ...
 
 
 def inserted_rows(
-    posts: Sequence[ScoredPost], returned: Sequence[tuple[Any, ...]]
+    posts: Sequence[ScoredPost],
+    returned: Sequence[tuple[Any, ...]],
+    labels: Sequence[GoldLabel] = (),
 ) -> InsertedRows | None:
-    """The posts named by ``INSERT_NEW_ROWS``'s RETURNING rows (None when none was inserted)."""
-    if not returned:
+    """The posts named by ``INSERT_NEW_ROWS``'s RETURNING rows, with ``labels`` (None when
+    there is neither)."""
+    if not returned and not labels:
         return None
     keys = {(topic, partition, offset) for topic, partition, offset, _ in returned}
     return InsertedRows(
         posts=[post for post in posts if (post.topic, post.partition, post.offset) in keys],
-        scored_at=returned[0][3],
+        scored_at=returned[0][3] if returned else datetime.now(UTC),
+        labels=labels,
     )
 
 
 class Sink(Protocol):
     """Writes whole batches, idempotently; raises StorageUnavailableError for transient failures."""
 
-    def write_batch(self, posts: Sequence[ScoredPost]) -> WriteResult: ...
+    def write_batch(
+        self, posts: Sequence[ScoredPost], labels: Sequence[GoldLabel] = ()
+    ) -> WriteResult: ...
 
     def close(self) -> None: ...
 
@@ -173,6 +183,7 @@ class PostgresSink:
             post.offset,
             post.kafka_timestamp,
             post.gold_label,
+            post.gold_label_at,
             Jsonb(post.extra) if post.extra is not None else None,
         )
 
@@ -207,20 +218,30 @@ class PostgresSink:
             self._conn = conn
         return self._conn
 
-    def write_batch(self, posts: Sequence[ScoredPost]) -> WriteResult:
-        """Write every post that PostgreSQL accepts; refused rows come back in ``rejected``."""
-        if not posts:
+    def write_batch(
+        self, posts: Sequence[ScoredPost], labels: Sequence[GoldLabel] = ()
+    ) -> WriteResult:
+        """Write every post that PostgreSQL accepts, and the gold labels; refused rows come back
+        in ``rejected``."""
+        if not posts and not labels:
             return WriteResult(inserted=0)
         try:
-            return self._write_isolating_bad_rows(posts)
+            return self._write_isolating_bad_rows(posts, labels)
         except (psycopg.OperationalError, psycopg.InterfaceError) as error:
             self.close()  # a fresh connection for the retry
             raise StorageUnavailableError(str(error).strip()) from error
 
-    def _write_isolating_bad_rows(self, posts: Sequence[ScoredPost]) -> WriteResult:
+    def _write_isolating_bad_rows(
+        self, posts: Sequence[ScoredPost], labels: Sequence[GoldLabel] = ()
+    ) -> WriteResult:
         try:
-            return WriteResult(inserted=self._write_transaction(posts))
+            return WriteResult(inserted=self._write_transaction(posts, labels))
         except (psycopg.DataError, psycopg.IntegrityError, UnicodeEncodeError) as error:
+            if labels:
+                # Labels were validated when read, so a post is to blame: store the labels on
+                # their own (a failure there is a bug, and stops the consumer), then isolate it.
+                self._write_transaction((), labels)
+                return self._write_isolating_bad_rows(posts)
             # Some row cannot be stored (a NUL character, say). Bisect: the good halves land,
             # each bad row ends up alone and is refused; log2(n) extra transactions per bad row.
             if len(posts) == 1:
@@ -235,13 +256,16 @@ class PostgresSink:
                 rejected=first.rejected + second.rejected,
             )
 
-    def _write_transaction(self, posts: Sequence[ScoredPost]) -> int:
+    def _write_transaction(
+        self, posts: Sequence[ScoredPost], labels: Sequence[GoldLabel] = ()
+    ) -> int:
         conn = self.connection()
         with conn.transaction(), conn.cursor() as cursor:
-            with cursor.copy(f"COPY scored_posts_staging ({_COLUMN_LIST}) FROM STDIN") as copy:
-                for post in posts:
-                    copy.write_row(self.row(post))
-            return self.insert(cursor, _FROM_STAGING, posts)
+            if posts:
+                with cursor.copy(f"COPY scored_posts_staging ({_COLUMN_LIST}) FROM STDIN") as copy:
+                    for post in posts:
+                        copy.write_row(self.row(post))
+            return self.insert(cursor, _FROM_STAGING, posts, labels=labels)
 
     def insert(
         self,
@@ -249,10 +273,13 @@ class PostgresSink:
         statement: str,
         posts: Sequence[ScoredPost],
         params: Sequence[Any] | None = None,
+        labels: Sequence[GoldLabel] = (),
     ) -> int:
         """Run ``statement`` (``INSERT_NEW_ROWS`` from some source) for ``posts``, then the
-        write parts on the rows it really inserted; returns how many that was."""
-        inserted = inserted_rows(posts, cursor.execute(statement, params).fetchall())
+        write parts on the rows it really inserted and on ``labels``; returns how many rows
+        that was."""
+        returned = cursor.execute(statement, params).fetchall() if posts else []
+        inserted = inserted_rows(posts, returned, labels)
         if inserted is None:
             return 0
         for part in self._parts:

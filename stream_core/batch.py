@@ -7,15 +7,41 @@ ARCHITECTURE.md, "Adding a per-batch step", shows a step from start to end.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from stream_core.records import DeadLetter, Post, ScoredPost, SourceRecord, TopicPartition
+from stream_core.records import (
+    DeadLetter,
+    GoldLabel,
+    Post,
+    ScoredPost,
+    SourceRecord,
+    TopicPartition,
+)
+
+# What one consumed record becomes: a post to score and store, a gold label for a post (from the
+# labels topic), or a dead letter saying why it is neither.
+Outcome = Post | GoldLabel | DeadLetter
+
+
+class RecordReader(Protocol):
+    """The topics the consumer subscribes to, and what each of their records becomes.
+
+    ``consumer.build.record_reader`` composes it; the poller calls ``read`` once per record, on
+    its own thread, so it must be quick (it parses, never waits).
+    """
+
+    @property
+    def topics(self) -> Sequence[str]: ...
+
+    def read(self, record: SourceRecord) -> Outcome: ...
 
 
 @dataclass(slots=True)
 class Batch:
-    """Consecutive records of a few partitions: the valid posts, the dead letters, the offsets.
+    """Consecutive records of a few partitions: the valid posts, the gold labels, the dead
+    letters, the offsets.
 
     ``posts`` holds one :class:`ScoredPost` per accepted record, in the same order: the rows
     the steps enrich and the writer stores. A step may replace a post with an enriched copy,
@@ -26,19 +52,23 @@ class Batch:
     accepted: list[tuple[SourceRecord, Post]] = field(default_factory=list)
     posts: list[ScoredPost] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    # Gold labels from the labels topic, stored in the batch's transaction beside the posts.
+    labels: list[GoldLabel] = field(default_factory=list)
     # Per partition, the offset to commit once this batch is stored: highest offset + 1.
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
 
-    def add(self, record: SourceRecord, outcome: Post | DeadLetter) -> None:
+    def add(self, record: SourceRecord, outcome: Outcome) -> None:
         if isinstance(outcome, DeadLetter):
             self.dead_letters.append(outcome)
+        elif isinstance(outcome, GoldLabel):
+            self.labels.append(outcome)
         else:
             self.accepted.append((record, outcome))
             self.posts.append(ScoredPost.unscored(record, outcome))
         self.next_offsets[record.topic_partition] = record.offset + 1
 
     def __len__(self) -> int:
-        return len(self.accepted) + len(self.dead_letters)
+        return len(self.accepted) + len(self.dead_letters) + len(self.labels)
 
 
 class BatchStep(Protocol):

@@ -53,4 +53,5 @@ class DeadLetterReason(StrEnum):
     TEXT_TOO_LONG = "text_too_long"
     INVALID_TIMESTAMP = "invalid_timestamp"
     UNKNOWN_FIELD = "unknown_field"
+    UNKNOWN_LABEL = "unknown_label"  # a gold label that is none of LABELS
     STORAGE_REJECTED = "storage_rejected"

@@ -63,6 +63,37 @@ class Post:
     extra: dict[str, Any] | None = None  # fields outside the contract, kept
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GoldLabel:
+    """A late gold label from the labels topic: what a person says post ``post_id`` is.
+
+    ``received_at`` is the label message's Kafka timestamp: when the label reached the stream,
+    a pure function of the message, so a replay stores the very same row.
+    """
+
+    post_id: str
+    label: str
+    labelled_at: datetime | None = None  # when it was labelled, if the message says
+    received_at: datetime
+    topic: str
+    partition: int
+    offset: int
+
+    @classmethod
+    def of(
+        cls, record: SourceRecord, post_id: str, label: str, labelled_at: datetime | None
+    ) -> GoldLabel:
+        return cls(
+            post_id=post_id,
+            label=label,
+            labelled_at=labelled_at,
+            received_at=_from_epoch_ms(record.timestamp_ms) or datetime.now(UTC),
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A record that goes to the dead-letter topic, and why."""
@@ -92,7 +123,8 @@ class ScoredPost:
     partition: int
     offset: int
     kafka_timestamp: datetime | None = None
-    gold_label: str | None = None  # from the simulator's header, when present
+    gold_label: str | None = None  # from the simulator's header, or from the labels topic
+    gold_label_at: datetime | None = None  # when the gold label reached the stream
     extra: dict[str, Any] | None = None  # message fields outside the contract, kept
     # Filled by the score step.
     label: str | None = None
@@ -105,6 +137,7 @@ class ScoredPost:
     def unscored(cls, record: SourceRecord, post: Post) -> ScoredPost:
         """The row of a validated post, before any step ran."""
         gold = record.header(GOLD_LABEL_HEADER)
+        kafka_timestamp = _from_epoch_ms(record.timestamp_ms)
         return cls(
             post_id=post.post_id,
             text=post.text,
@@ -114,8 +147,10 @@ class ScoredPost:
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
-            kafka_timestamp=_from_epoch_ms(record.timestamp_ms),
+            kafka_timestamp=kafka_timestamp,
             gold_label=gold.decode("utf-8", "replace") if gold is not None else None,
+            # A label in the header arrives with its post.
+            gold_label_at=(kafka_timestamp or datetime.now(UTC)) if gold is not None else None,
             extra=post.extra,
         )
 

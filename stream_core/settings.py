@@ -21,6 +21,8 @@ from stream_core.contract import MAX_TEXT_CHARS
 # The offline default model committed with the code (see model/assets/README.md).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model" / "assets" / "default"
 
+NO_LABELS_TOPIC = "none"  # the labels_topic value that turns gold labels off
+
 # librdkafka settings come from KAFKA_* variables: KAFKA_SASL_PASSWORD -> sasl.password.
 KAFKA_ENV_PREFIX = "KAFKA_"
 _NOT_LIBRDKAFKA = {"KAFKA_BOOTSTRAP_SERVERS"}
@@ -100,6 +102,10 @@ class Settings(BaseSettings):
     )
     topic: str = Field("posts", description="Topic of incoming posts.")
     dlq_topic: str = Field("", description="Dead-letter topic (default: <topic>.dlq).")
+    labels_topic: str = Field(
+        "",
+        description="Topic of late gold labels (default: <topic>.labels; 'none': read none).",
+    )
     alerts_topic: str = Field("", description="Topic that spike alerts go to (empty: none).")
     group_id: str = Field("sentiment-scorer", description="Kafka consumer group id.")
     model: Path = Field(DEFAULT_MODEL_DIR, description="Model folder (see `model export`).")
@@ -188,6 +194,10 @@ class Settings(BaseSettings):
     def _derive_defaults(self) -> Settings:
         if not self.dlq_topic:
             self.dlq_topic = f"{self.topic}.dlq"
+        if not self.labels_topic:
+            self.labels_topic = f"{self.topic}.labels"
+        elif self.labels_topic.lower() == NO_LABELS_TOPIC:
+            self.labels_topic = ""
         if self.alert_clear_increase >= self.alert_min_increase:
             raise ValueError("alert_clear_increase must be below alert_min_increase (hysteresis)")
         return self

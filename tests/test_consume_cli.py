@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -17,6 +19,9 @@ import pytest
 from embedded import EmbeddedPostgres
 from embedded.postgres import SUPERUSER
 from embedded.process import free_port
+from storage.quality import online_quality, quality_by_version
+from storage.urls import libpq_url
+from stream_core.contract import LABELS
 from tests.conftest import CLI, cli_env
 from tests.pipeline_support import (
     FAST_GROUP,
@@ -66,8 +71,9 @@ def consume_argv(bootstrap: str, database_url: str, topic: str, model: Path) -> 
 def consume_command(
     kafka_bootstrap: str, database_url: str, topic: str, tiny_model_dir: Path
 ) -> list[str]:
-    """`consume` of a new two-partition topic into a migrated database."""
+    """`consume` of a new two-partition topic (and its labels topic) into a migrated database."""
     create_topic(kafka_bootstrap, topic, 2)
+    create_topic(kafka_bootstrap, f"{topic}.labels", 2)
     migrated(database_url)
     return consume_argv(kafka_bootstrap, database_url, topic, tiny_model_dir)
 
@@ -100,6 +106,27 @@ def paced_producer(bootstrap: str, topic: str, n: int, counts: dict[int, int]) -
     return thread
 
 
+def gold(i: int) -> str:
+    return LABELS[i % 3]
+
+
+def label_producer(bootstrap: str, topic: str, n: int) -> threading.Thread:
+    """Gold labels of posts n-1 down to 0 on ``<topic>.labels``, beside the paced posts: the
+    first ones come before their posts, the middle ones with them, the last ones after."""
+    values = [
+        json.dumps({"post_id": f"post-{i}", "label": gold(i)}).encode() for i in reversed(range(n))
+    ]
+    thread = threading.Thread(
+        target=lambda: produce(bootstrap, f"{topic}.labels", values, partitions=2, pace_s=0.01)
+    )
+    thread.start()
+    return thread
+
+
+def labelled_rows(database_url: str) -> int:
+    return int(query(database_url, "SELECT count(gold_label) FROM scored_posts")[0][0])
+
+
 def stored_offsets(database_url: str) -> dict[int, int]:
     rows = query(
         database_url,
@@ -115,13 +142,16 @@ def test_sigkill_mid_stream_then_restart_gives_exactly_n_rows(
     counts: dict[int, int] = {}
     with consumer_process(consume_command, tmp_path / "first.log") as first:
         producer = paced_producer(kafka_bootstrap, topic, n, counts)
+        labeller = label_producer(kafka_bootstrap, topic, n)
         wait_until(lambda: row_count(database_url) >= n // 4, 90, "a quarter of the rows")
         first.send_signal(signal.SIGKILL)
         first.wait(30)
     assert row_count(database_url) < n, "killed too late to test anything"
     producer.join(60)
+    labeller.join(60)
     with consumer_process(consume_command, tmp_path / "second.log") as second:
         wait_until(lambda: row_count(database_url) >= n, 120, f"{n} rows after the restart")
+        wait_until(lambda: labelled_rows(database_url) >= n, 60, f"{n} labelled rows")
         wait_until(
             lambda: committed_offsets(kafka_bootstrap, f"group-{topic}", topic, 2) == counts,
             30,
@@ -132,6 +162,15 @@ def test_sigkill_mid_stream_then_restart_gives_exactly_n_rows(
     assert row_count(database_url) == n
     assert aggregate_total(database_url) == n
     assert query(database_url, "SELECT count(DISTINCT post_id) FROM scored_posts") == [(n,)]
+    # Every label stored once and applied to its post, whatever the kill interrupted.
+    labels = query(database_url, "SELECT post_id, gold_label FROM scored_posts")
+    assert sorted(labels) == sorted((f"post-{i}", gold(i)) for i in range(n))
+    assert query(database_url, "SELECT count(*), count(applied_at) FROM gold_labels") == [(n, n)]
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        since = datetime.now(UTC) - timedelta(hours=1)
+        assert online_quality(conn, "", since=since).total == 0
+        (version,) = quality_by_version(conn, since=since)
+        assert online_quality(conn, version, since=since).total == n
 
 
 def test_sigterm_drains_commits_and_exits_0(

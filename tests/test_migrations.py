@@ -15,6 +15,9 @@ from tests.pipeline_support import query
 pytestmark = pytest.mark.integration
 
 
+MONITORING_TABLES = {"scored_posts", "sentiment_minute_counts", "gold_labels", "drift_reports"}
+
+
 def db(*args: str, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     # From another folder: the migrations must be found in the package, not via alembic.ini.
     return subprocess.run(
@@ -40,9 +43,10 @@ def test_upgrade_downgrade_and_upgrade_again(database_url: str, tmp_path: Path) 
     assert up.returncode == 0, up.stderr
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
     assert db("current", url=database_url, cwd=tmp_path).stdout.strip() == head
-    assert {"scored_posts", "sentiment_minute_counts"} <= tables(database_url)
+    assert tables(database_url) >= MONITORING_TABLES
     indexes = {name for (name,) in query(database_url, "SELECT indexname FROM pg_indexes")}
     assert {"ix_scored_posts_created_at", "uq_scored_posts_kafka_position"} <= indexes
+    assert {"ix_scored_posts_gold_label_at", "ix_gold_labels_pending"} <= indexes
 
     down = db("downgrade", "base", url=database_url, cwd=tmp_path)
     assert down.returncode == 0, down.stderr
@@ -51,7 +55,7 @@ def test_upgrade_downgrade_and_upgrade_again(database_url: str, tmp_path: Path) 
 
     again = db("upgrade", url=database_url, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert {"scored_posts", "sentiment_minute_counts"} <= tables(database_url)
+    assert tables(database_url) >= MONITORING_TABLES
 
 
 def test_errors_are_clear(database_url: str, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from consumer.messages import MessageReader
 from consumer.pipeline import Pipeline
 from consumer.stages import QUEUE_BATCHES
 from observability.metrics import PipelineMetrics
@@ -34,6 +35,7 @@ def pipeline() -> Pipeline:
     return Pipeline(
         Settings(_env_file=None),  # type: ignore[call-arg]
         consumer=FakeConsumer(),
+        reader=MessageReader("posts"),
         steps=[],
         sink=FlakySink(),
         dead_letters=FakeDeadLetters(),

@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 
 import consumer.pipeline as pipeline_module
+from consumer.messages import MessageReader
 from consumer.pipeline import Pipeline
 from consumer.scoring import ScoreStep
 from observability.metrics import PipelineMetrics
 from storage.sink import StorageUnavailableError, WriteResult
 from stream_core.batch import Batch, BatchStep
 from stream_core.events import PipelineState
-from stream_core.records import ScoredPost
+from stream_core.records import GoldLabel, ScoredPost
 from stream_core.settings import Settings
 from tests.kafka_fakes import FakeConsumer
 from tests.pipeline_support import FakeScorer, in_a_thread
@@ -37,7 +38,9 @@ class RecordingSink:
         self.failures = failures
         self.offsets: list[tuple[int, int]] = []
 
-    def write_batch(self, posts: Sequence[ScoredPost]) -> WriteResult:
+    def write_batch(
+        self, posts: Sequence[ScoredPost], labels: Sequence[GoldLabel] = ()
+    ) -> WriteResult:
         if self.failures:
             self.failures -= 1
             self._consumer.calls.append(("store failed", None))
@@ -83,6 +86,7 @@ def running(
             _env_file=None,  # type: ignore[call-arg]
         ),
         consumer=consumer,
+        reader=MessageReader(consumer.topic),
         steps=[*steps, ScoreStep(FakeScorer(), metrics)],
         sink=sink or RecordingSink(consumer),
         dead_letters=FakeDeadLetters(),

@@ -49,3 +49,10 @@ def test_librdkafka_warns_only_about_unfiltered_consumer_options(
     confluent_kafka.Producer(config)
     warned = "is a consumer property and will be ignored" in capfd.readouterr().err
     assert warned is not filtered
+
+
+def test_the_labels_topic_defaults_to_the_posts_topic_and_can_be_turned_off() -> None:
+    assert Settings(topic="tweets", _env_file=None).labels_topic == "tweets.labels"  # type: ignore[call-arg]
+    named = Settings(labels_topic="feedback", _env_file=None)  # type: ignore[call-arg]
+    assert named.labels_topic == "feedback"
+    assert Settings(labels_topic="None", _env_file=None).labels_topic == ""  # type: ignore[call-arg]

@@ -16,7 +16,7 @@ from stream_core.backoff import Backoff
 from stream_core.batch import Batch
 from stream_core.contract import DeadLetterReason
 from stream_core.events import CommittedBatch, PipelineState
-from stream_core.records import DeadLetter, Post, ScoredPost, SourceRecord
+from stream_core.records import DeadLetter, GoldLabel, Post, ScoredPost, SourceRecord
 from tests.pipeline_support import FakeScorer
 
 NO_WAIT = Backoff(initial_s=0.001, max_s=0.001)
@@ -28,7 +28,9 @@ class FlakySink:
         self.reject_texts = reject_texts
         self.written: list[ScoredPost] = []
 
-    def write_batch(self, posts: Sequence[ScoredPost]) -> WriteResult:
+    def write_batch(
+        self, posts: Sequence[ScoredPost], labels: Sequence[GoldLabel] = ()
+    ) -> WriteResult:
         if self.failures:
             self.failures -= 1
             raise StorageUnavailableError("server closed the connection")

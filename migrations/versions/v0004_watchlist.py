@@ -1,8 +1,8 @@
 """Watchlists: the watched entities, the entities each post names, per-entity minute counts,
 the per-second counts that fleet-wide spike detection reads, and alerts that name an entity.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -71,7 +71,7 @@ def upgrade() -> None:
         sa.Column("kafka_offset", sa.BigInteger, nullable=False),
         sa.Column("kafka_timestamp", TZ),
         sa.Column("entity", sa.Text, nullable=False),
-        sa.Column("label", sa.Text, nullable=False),
+        sa.Column("label", sa.Text),  # NULL: the post was not scored
         sa.PrimaryKeyConstraint(
             "kafka_topic", "kafka_partition", "kafka_offset", "entity", name="pk_post_entities"
         ),
