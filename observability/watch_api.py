@@ -1,7 +1,7 @@
 """``/watch``: the watchlist over HTTP. Reading is open; changing needs the admin token.
 
 Changes go to PostgreSQL (``watch_entities``), from where every consumer picks them up within
-seconds; ``POST /watch/match`` tries a text against this process's live watchlist.
+seconds; ``POST /match`` tries a text against this process's live watchlist.
 """
 
 from __future__ import annotations
@@ -73,8 +73,9 @@ class MatchResponse(BaseModel):
 def watch_router(
     store: WatchStore, live: Callable[[], Matcher], require_admin: Callable[..., None]
 ) -> APIRouter:
-    """The ``/watch`` routes over ``store``; ``live`` gives this process's current matcher."""
-    router = APIRouter(prefix="/watch", tags=["watchlist"])
+    """The ``/watch`` and ``/match`` routes over ``store``; ``live`` gives this process's
+    current matcher."""
+    router = APIRouter(tags=["watchlist"])
     admin = [Depends(require_admin)]
 
     @contextmanager
@@ -86,14 +87,14 @@ def watch_router(
             raise HTTPException(503, f"database unavailable: {type(error).__name__}") from None
 
     @router.get(
-        "", summary="The watched entities", response_model=Watchlist, responses=DATABASE_DOWN
+        "/watch", summary="The watched entities", response_model=Watchlist, responses=DATABASE_DOWN
     )
     async def list_entities() -> Watchlist:
         with database():
             return Watchlist(entities=await run_in_threadpool(store.list))
 
     @router.get(
-        "/{name}",
+        "/watch/{name}",
         summary="One watched entity",
         response_model=WatchEntity,
         responses={**NOT_WATCHED, **DATABASE_DOWN},
@@ -106,7 +107,7 @@ def watch_router(
         return entity
 
     @router.put(
-        "/{name}",
+        "/watch/{name}",
         summary="Watch an entity, or replace its rules (admin)",
         response_model=WatchEntity,
         dependencies=admin,
@@ -126,7 +127,7 @@ def watch_router(
         return entity
 
     @router.delete(
-        "/{name}",
+        "/watch/{name}",
         summary="Stop watching an entity (admin); its counts and alerts stay",
         status_code=204,
         response_class=Response,
@@ -142,7 +143,7 @@ def watch_router(
         return Response(status_code=204)
 
     @router.post(
-        "/match",
+        "/match",  # not under /watch/: "match" is a valid entity name
         summary="Which watched entities a text names, and which rule matched where",
         response_model=MatchResponse,
         responses=UNREADABLE_BODY,

@@ -37,7 +37,7 @@ from watchlist.store import WatchStore
 OPERATIONS = {
     "GET /health", "GET /ready", "GET /model", "GET /metrics", "POST /predict", "GET /stats",
     "GET /watch", "GET /watch/{name}", "PUT /watch/{name}", "DELETE /watch/{name}",
-    "POST /watch/match",
+    "POST /match",
 }  # fmt: skip
 ADMIN_TOKEN = "fuzz-admin-token"
 
@@ -124,7 +124,7 @@ def requests_sent() -> Iterator[Counter[str]]:
     print(f"\nfuzzed {sum(sent.values())} requests: {dict(sent)}")
     assert set(sent) == OPERATIONS
     # An operation with an input gets valid and invalid cases; one without gets a few.
-    with_input = ("POST /predict", "GET /stats", "PUT /watch/{name}", "POST /watch/match")
+    with_input = ("POST /predict", "GET /stats", "PUT /watch/{name}", "POST /match")
     assert all(sent[label] >= 20 for label in with_input), sent
 
 

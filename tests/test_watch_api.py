@@ -115,7 +115,7 @@ def test_the_openapi_document_states_the_guard(api: TestClient) -> None:
 
 def test_match_shows_which_rule_matched(api: TestClient) -> None:
     api.put("/watch/acme", json=ACME, headers=ADMIN)
-    answer = api.post("/watch/match", json={"text": "Love #ACME, and acme corp!"})
+    answer = api.post("/match", json={"text": "Love #ACME, and acme corp!"})
     assert answer.json() == {
         "entities": ["acme"],
         "hits": [
