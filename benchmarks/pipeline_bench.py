@@ -37,15 +37,17 @@ from confluent_kafka.cimpl import NewTopic
 from psycopg import sql
 
 from consumer.build import build_pipeline, write_parts
+from consumer.settings import Settings
 from model.data import read_split
 from model.scorer import Scorer
+from model.settings import DEFAULT_MODEL_DIR
 from observability.metrics import PipelineMetrics
 from storage import migrate
-from storage.sink import COLUMNS, INSERT_NEW_ROWS, PostgresSink
+from storage.scored_posts import COLUMNS, INSERT_NEW_ROWS
+from storage.sink import PostgresSink
 from storage.urls import libpq_url
 from stream_core.events import CommittedBatch, PipelineState
 from stream_core.records import ScoredPost
-from stream_core.settings import DEFAULT_MODEL_DIR, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = 4

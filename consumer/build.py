@@ -16,16 +16,16 @@ from consumer.dlq import DeadLetterPublisher
 from consumer.messages import MessageReader
 from consumer.pipeline import Pipeline
 from consumer.scoring import BatchScorer, ScoreStep
+from consumer.settings import Settings
 from consumer.source import kafka_consumer
 from observability.metrics import PipelineMetrics
-from storage.entity_counts import EntityMinuteCounts, PostEntities
 from storage.gold_labels import GoldLabels
-from storage.minute_counts import MinuteCounts
+from storage.minute_counts import EntityMinuteCounts, MinuteCounts
+from storage.post_entities import PostEntities
 from storage.second_counts import SecondCounts
 from storage.sink import PostgresSink, WritePart
 from stream_core.batch import BatchStep
 from stream_core.events import BatchObserver, PipelineState
-from stream_core.settings import Settings
 from watchlist.step import MatcherSource, MatchStep
 
 

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 import click
 import structlog
 
+from consumer.settings import Settings
+from stream_core.cli_options import load_settings, settings_options
 from stream_core.contract import LABELS
 from stream_core.logs import configure_logging
-from stream_core.settings import Settings, load_settings, settings_options
 from stream_core.shutdown import stop_on_signals
 from stream_core.startup import StoppedWhileWaitingError, wait_for
 
@@ -25,7 +26,7 @@ BROKER_CHECK_TIMEOUT_S = 15.0
 
 
 @click.command()
-@settings_options()
+@settings_options(Settings)
 def consume(**kwargs: Any) -> None:
     """Consume posts from Kafka, score them and write them to PostgreSQL.
 
@@ -34,7 +35,7 @@ def consume(**kwargs: Any) -> None:
     Ctrl-C, then finishes the batches in flight, commits and exits 0 (a second signal gives up
     on them: they are replayed on the next start).
     """
-    settings = load_settings(kwargs)
+    settings = load_settings(Settings, kwargs)
     configure_logging(settings.log_level, settings.log_format)
     from confluent_kafka import KafkaException
 
@@ -93,7 +94,7 @@ def _wait_for_services(settings: Settings, state: PipelineState) -> None:
 
     from storage.refusals import refused_for_good
     from storage.sink import PostgresSink, SchemaMissingError, StorageUnavailableError
-    from stream_core.kafka_admin import Admin, worth_waiting_for
+    from stream_core.kafka import Admin, worth_waiting_for
 
     timeout_s = settings.startup_timeout_s
     gave_up = f"(gave up after {timeout_s:g} s; see --startup-timeout-s)"

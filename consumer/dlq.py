@@ -10,12 +10,13 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from observability.metrics import PipelineMetrics
 from stream_core.contract import DlqHeader
+from stream_core.kafka import RELIABLE_PRODUCER
 from stream_core.records import DeadLetter
 
 log = structlog.get_logger(__name__)
 
 # Idempotent and acks=all: a dead letter is confirmed only once every in-sync replica has it.
-PRODUCER_SETTINGS = {"enable.idempotence": True, "acks": "all", "linger.ms": 5}
+PRODUCER_SETTINGS = {**RELIABLE_PRODUCER, "linger.ms": 5}
 # A message near the size limit no longer fits once the DLQ headers are added. Rather than
 # fail on it forever (the batch would be replayed and fail again), its value is cut to this
 # many bytes and DlqHeader.VALUE_TRUNCATED_FROM says how long it was.

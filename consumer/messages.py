@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
 from stream_core.batch import Outcome
-from stream_core.contract import LABELS, DeadLetterReason
+from stream_core.contract import LABELS, MAX_TEXT_CHARS, DeadLetterReason
 from stream_core.records import DeadLetter, GoldLabel, Post, SourceRecord
 
 _REASON_BY_ERROR_TYPE = {
@@ -182,7 +182,7 @@ class MessageReader:
 
     posts_topic: str
     labels_topic: str = ""
-    max_text_chars: int = 10_000
+    max_text_chars: int = MAX_TEXT_CHARS
     reject_unknown: bool = False
 
     @property

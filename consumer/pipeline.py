@@ -31,6 +31,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from consumer.batching import MicroBatcher
 from consumer.committer import Committer
+from consumer.settings import PipelineSettings
 from consumer.source import KafkaConsumer
 from consumer.stages import Downstream
 from consumer.writer import BatchAbandonedError, BatchWriter, DeadLetterSink
@@ -39,7 +40,6 @@ from storage.sink import Sink
 from stream_core.batch import Batch, BatchStep, RecordReader
 from stream_core.events import BatchObserver, PipelineState
 from stream_core.records import SourceRecord
-from stream_core.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +58,7 @@ class Pipeline:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: PipelineSettings,
         *,
         consumer: KafkaConsumer,
         reader: RecordReader,

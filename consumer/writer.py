@@ -19,7 +19,7 @@ import structlog
 from consumer.dlq import DeadLetterDeliveryError
 from observability.metrics import PipelineMetrics
 from storage.sink import Sink, StorageUnavailableError, WriteResult
-from stream_core.backoff import Backoff
+from stream_core.backoff import Backoff, retry
 from stream_core.batch import Batch
 from stream_core.contract import DeadLetterReason
 from stream_core.events import BatchObserver, CommittedBatch, PipelineState
@@ -28,6 +28,10 @@ from stream_core.records import DeadLetter, GoldLabel, ScoredPost, TopicPartitio
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+
+def _transient(error: Exception) -> bool:
+    return isinstance(error, StorageUnavailableError | DeadLetterDeliveryError)
 
 
 class DeadLetterSink(Protocol):
@@ -94,21 +98,23 @@ class BatchWriter:
         return result
 
     def _until_done(self, target: str, action: Callable[[], T]) -> T:
-        attempt = 0
-        while True:
-            try:
-                result = action()
-            except (StorageUnavailableError, DeadLetterDeliveryError) as error:
-                self._failed(target, error, attempt)
-                if self._abandon.wait(self._backoff.delay(attempt)):
-                    raise BatchAbandonedError(f"gave up on the {target} at shutdown") from error
-                attempt += 1
-                continue
-            if target == "database" and not self.storage_ok.is_set():
-                log.info("database is back", attempts=attempt + 1)
-                self._state.database_ok = True
-                self.storage_ok.set()
-            return result
+        failures = 0
+
+        def pause(error: Exception, attempt: int, delay_s: float) -> bool:
+            nonlocal failures
+            failures += 1
+            self._failed(target, error, attempt)
+            return not self._abandon.wait(delay_s)
+
+        try:
+            result = retry(action, backoff=self._backoff, retry_on=_transient, pause=pause)
+        except (StorageUnavailableError, DeadLetterDeliveryError) as error:
+            raise BatchAbandonedError(f"gave up on the {target} at shutdown") from error
+        if target == "database" and not self.storage_ok.is_set():
+            log.info("database is back", attempts=failures + 1)
+            self._state.database_ok = True
+            self.storage_ok.set()
+        return result
 
     def _failed(self, target: str, error: Exception, attempt: int) -> None:
         if target == "database":

@@ -17,6 +17,7 @@ from confluent_kafka import KafkaException
 from rich.console import Console
 from rich.table import Table
 
+from consumer.settings import Settings
 from demo.consumer_process import ConsumerProcess
 from demo.dashboard import Endpoints, format_seconds, live_dashboard
 from demo.monitor import Monitor
@@ -30,8 +31,8 @@ from demo.run import (
 )
 from demo.services import Services, running_services
 from producer_sim.cli import RATE, data_options, load_tweets, poison_rate_option, seed_option
+from stream_core.cli_options import load_settings, settings_options
 from stream_core.logs import configure_logging
-from stream_core.settings import Settings, load_settings, settings_options
 from stream_core.shutdown import stop_on_signals
 
 SERVICE_SETTINGS = ("bootstrap_servers", "kafka_options", "database_url", "log_level", "log_format")
@@ -47,7 +48,7 @@ def _clear_errors() -> Iterator[None]:
 
 
 @click.command()
-@settings_options(*SERVICE_SETTINGS, "topic", "model")
+@settings_options(Settings, *SERVICE_SETTINGS, "topic", "model")
 @data_options
 @click.option(
     "--duration",
@@ -76,7 +77,7 @@ def demo(**kwargs: Any) -> None:
     the simulator replaying TweetEval with a negative spike part-way through. Everything it
     started is stopped on exit or Ctrl-C.
     """
-    settings = load_settings(kwargs)
+    settings = load_settings(Settings, kwargs)
     headless = kwargs["headless"]
     # The dashboard owns the terminal: only warnings, and readable ones, go to stderr.
     configure_logging(
@@ -168,14 +169,14 @@ def stack() -> None:
 
 
 @stack.command()
-@settings_options(*SERVICE_SETTINGS)
+@settings_options(Settings, *SERVICE_SETTINGS)
 @click.option("--keep-data", is_flag=True, help="Keep the database files after Ctrl-C.")
 def up(**kwargs: Any) -> None:
     """Start the broker and PostgreSQL (migrated), print their addresses, wait for Ctrl-C.
 
     For running the consumer and the simulator in separate terminals.
     """
-    settings: Settings = load_settings(kwargs)
+    settings = load_settings(Settings, kwargs)
     configure_logging(settings.log_level, "console")
     data_dir = Path(tempfile.mkdtemp(prefix="sentiment-stack-")) if kwargs["keep_data"] else None
     stop = threading.Event()

@@ -12,9 +12,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from consumer.settings import Settings
 from demo.services import Services
 from embedded.process import ChildProcess, free_port
-from stream_core.settings import Settings
 
 # The project root, so the child imports this same code when it runs from a checkout.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

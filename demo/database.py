@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
+from storage import alerts, minute_counts, scored_posts
 from storage.urls import libpq_url
 
 
@@ -42,52 +43,41 @@ LabelSeries = dict[datetime, dict[str, int]]
 
 
 class DemoDatabase:
-    """Short read-only queries, each on its own connection (the demo polls every few seconds)."""
+    """Short read-only queries (storage's), each on its own connection: the demo polls every
+    few seconds."""
 
     def __init__(self, database_url: str) -> None:
         self._conninfo = libpq_url(database_url)
 
-    def _rows(self, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        with psycopg.connect(self._conninfo, connect_timeout=5, row_factory=dict_row) as conn:
-            return conn.execute(query, params).fetchall()
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self._conninfo, connect_timeout=5)
 
     def scored_rows(self) -> int:
-        return int(self._rows("SELECT count(*) AS n FROM scored_posts")[0]["n"])
+        with self._connect() as conn:
+            return scored_posts.count(conn)
 
     def scoring_span_s(self) -> float:
         """Seconds between the first and the last committed batch."""
-        row = self._rows(
-            "SELECT extract(epoch FROM max(scored_at) - min(scored_at)) AS span FROM scored_posts"
-        )[0]
-        return float(row["span"] or 0.0)
+        with self._connect() as conn:
+            return scored_posts.scoring_span_s(conn)
 
     def alerts(self) -> list[Alert]:
-        rows = self._rows(
-            "SELECT detected_at, resolved_at, window_start, window_end, negative_share,"
-            " baseline_share, peak_share, volume FROM sentiment_alerts ORDER BY detected_at"
-        )
-        return [Alert(**row) for row in rows]
+        with self._connect() as conn:
+            return [Alert(**row) for row in alerts.alert_timeline(conn)]
 
     def minute_counts(self) -> LabelSeries:
         """The aggregate table dashboards read: counts per minute and label."""
-        return _series(
-            self._rows("SELECT minute AS bucket, label, count FROM sentiment_minute_counts")
-        )
+        with self._connect() as conn:
+            return _series(minute_counts.minute_series(conn))
 
     def counts_every(self, seconds: int) -> LabelSeries:
         """Finer buckets straight from scored_posts (by when posted), for short runs."""
-        return _series(
-            self._rows(
-                "SELECT date_bin(make_interval(secs => %s), coalesce(created_at, scored_at),"
-                " timestamptz '2000-01-01') AS bucket, label, count(*) AS count"
-                " FROM scored_posts GROUP BY 1, 2",
-                (seconds,),
-            )
-        )
+        with self._connect() as conn:
+            return _series(scored_posts.label_counts_every(conn, seconds))
 
 
-def _series(rows: list[dict[str, Any]]) -> LabelSeries:
+def _series(rows: Iterable[tuple[datetime, str, int]]) -> LabelSeries:
     series: LabelSeries = defaultdict(dict)
-    for row in rows:
-        series[row["bucket"]][row["label"]] = int(row["count"])
+    for bucket, label, count in rows:
+        series[bucket][label] = int(count)
     return dict(sorted(series.items()))

@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from consumer.settings import Settings
 from demo.chart import write_chart
 from demo.consumer_process import ConsumerProcess
 from demo.database import DemoDatabase
@@ -28,7 +29,6 @@ from model.data import LabelledTweet
 from producer_sim.posts import Spike
 from producer_sim.simulator import SimulationSummary, Simulator, SimulatorConfig
 from producer_sim.topics import ensure_topic
-from stream_core.settings import Settings
 
 log = structlog.get_logger(__name__)
 

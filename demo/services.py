@@ -14,9 +14,9 @@ from pathlib import Path
 import structlog
 from sqlalchemy.exc import OperationalError
 
+from consumer.settings import Settings
 from embedded import EmbeddedBroker, EmbeddedPostgres
 from storage.urls import redacted
-from stream_core.settings import Settings
 
 log = structlog.get_logger(__name__)
 

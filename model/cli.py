@@ -17,9 +17,11 @@ from rich.console import Console
 from rich.table import Table
 
 from model.data import DataError, SplitSpec, read_splits
+from model.export import DEFAULT_CHECKPOINT
 from model.metadata import MetadataError, Preprocessing, Quantization
+from stream_core.cli_options import load_settings, settings_options
 from stream_core.logs import configure_logging
-from stream_core.settings import load_settings, settings_options
+from stream_core.settings import LoggingSettings
 
 _DIR = click.Path(path_type=Path, file_okay=False)
 _EXISTING_DIR = click.Path(path_type=Path, file_okay=False, exists=True)
@@ -79,17 +81,17 @@ _batch_size_option = click.option(
 
 
 @click.group()
-@settings_options("log_level", "log_format")
+@settings_options(LoggingSettings)
 def model(**flags: Any) -> None:
     """Export, train, evaluate and benchmark sentiment models."""
-    settings = load_settings(flags)
+    settings = load_settings(LoggingSettings, flags)
     configure_logging(settings.log_level, settings.log_format)
 
 
 @model.command()
 @click.option(
     "--checkpoint",
-    default="cardiffnlp/twitter-roberta-base-sentiment-latest",
+    default=DEFAULT_CHECKPOINT,
     show_default=True,
     help="Hugging Face hub id or local checkpoint folder.",
 )

@@ -3,7 +3,8 @@
 The detector runs on the pipeline's thread and must never wait for the database, so alerts go
 through a queue to one writer thread. Each alert is written in its own short transaction,
 keyed by its id: a retry after a failure (or a resolve after a fire) can never write it twice.
-Failures are logged and retried with backoff until :meth:`AlertSink.close`'s deadline.
+Failures are logged and retried (``stream_core.backoff``) until :meth:`AlertSink.close`'s
+deadline.
 """
 
 from __future__ import annotations
@@ -21,30 +22,14 @@ from confluent_kafka import KafkaException, Producer
 from psycopg.types.json import Jsonb
 
 from observability.spike import SpikeAlert
+from storage import alerts
 from storage.urls import libpq_url
+from stream_core.backoff import Backoff, retry
 
 log = structlog.get_logger(__name__)
 
-INSERT_ALERT = """
-INSERT INTO sentiment_alerts (
-    id, kind, entity, detected_at, window_start, window_end, negative_share, baseline_share,
-    volume, zscore, peak_share, model_version, details
-) VALUES (
-    %(id)s, %(kind)s, %(entity)s, %(detected_at)s, %(window_start)s, %(window_end)s,
-    %(negative_share)s, %(baseline_share)s, %(volume)s, %(zscore)s, %(peak_share)s,
-    %(model_version)s, %(details)s
-)
-ON CONFLICT DO NOTHING
-"""
-# No target on purpose: a retry hits the primary key, and an alert for a kind and scope that
-# already has an open one (two detectors racing in a takeover) hits uq_sentiment_alerts_one_open.
-
-RESOLVE_ALERT = """
-UPDATE sentiment_alerts SET resolved_at = %(resolved_at)s, peak_share = %(peak_share)s
-WHERE id = %(id)s
-"""
-
-MAX_BACKOFF_S = 30.0
+# Alerts are rare and must land: retried from half a second, up to half a minute apart.
+ALERT_BACKOFF = Backoff(initial_s=0.5, max_s=30.0)
 
 
 def alert_record(alert: SpikeAlert, model_version: str) -> dict[str, Any]:
@@ -121,48 +106,46 @@ class AlertSink:
     def _deliver(self, alert: SpikeAlert) -> None:
         record = alert_record(alert, self._model_version)
         self._publish(record)
-        backoff = 0.5
-        while True:
-            try:
-                self._write(alert, record)
-                return
-            except psycopg.Error as error:
-                log.warning("alert write failed; retrying", alert_id=record["id"], error=str(error))
-                self._reset_connection()
-            if time.monotonic() + backoff > self._deadline:
-                log.error("alert dropped at shutdown", alert=record)
-                return
+
+        def pause(error: Exception, _attempt: int, delay_s: float) -> bool:
+            log.warning("alert write failed; retrying", alert_id=record["id"], error=str(error))
+            self._reset_connection()
+            if time.monotonic() + delay_s > self._deadline:
+                return False
             if self._stop.is_set():
-                time.sleep(backoff)
+                time.sleep(delay_s)
             else:
-                self._stop.wait(backoff)  # close() wakes us to retry before its deadline
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+                self._stop.wait(delay_s)  # close() wakes us to retry before its deadline
+            return True
+
+        try:
+            retry(
+                lambda: self._write(alert, record),
+                backoff=ALERT_BACKOFF,
+                retry_on=lambda error: isinstance(error, psycopg.Error),
+                pause=pause,
+            )
+        except psycopg.Error:
+            log.error("alert dropped at shutdown", alert=record)
 
     def _write(self, alert: SpikeAlert, record: dict[str, Any]) -> None:
         if self._conn is None:
             self._conn = self._connect(self._dsn)
         with self._conn.transaction():
             if alert.firing:
-                details = {"dispersion": alert.dispersion}
-                self._conn.execute(
-                    INSERT_ALERT,
-                    {
-                        **record,
-                        "id": alert.alert_id,
-                        "detected_at": alert.detected_at,
-                        "window_start": alert.window_start,
-                        "window_end": alert.window_end,
-                        "details": Jsonb(details),
-                    },
-                )
+                row = {
+                    **record,
+                    "id": alert.alert_id,
+                    "detected_at": alert.detected_at,
+                    "window_start": alert.window_start,
+                    "window_end": alert.window_end,
+                    "details": Jsonb({"dispersion": alert.dispersion}),
+                }
+                alerts.insert_alert(self._conn, row)
             else:
-                self._conn.execute(
-                    RESOLVE_ALERT,
-                    {
-                        "id": alert.alert_id,
-                        "resolved_at": alert.resolved_at,
-                        "peak_share": alert.peak_share,
-                    },
+                assert alert.resolved_at is not None  # not firing: resolved
+                alerts.resolve_alert(
+                    self._conn, alert.alert_id, alert.resolved_at, alert.peak_share
                 )
         self.written += 1
         log.info("alert stored", alert_id=record["id"], status=record["status"])

@@ -23,12 +23,12 @@ from observability.fleet_spikes import PRUNE_EVERY_S, ROLE, FleetSpikes
 from observability.http_server import HttpServer
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
-from observability.spike import DetectorConfig
-from observability.window_counts import PostgresWindowCounts
+from observability.settings import ObservabilitySettings
 from storage import watch_entities
 from storage.coordination import ChangeListener, ElectedJobs
+from storage.minute_counts import PostgresWindowCounts
 from stream_core.events import BatchObserver, PipelineState
-from stream_core.settings import Settings
+from stream_core.kafka import RELIABLE_PRODUCER
 from watchlist.live import LiveWatchlist
 from watchlist.store import WatchStore
 
@@ -68,7 +68,7 @@ class ObservabilityRuntime:
 
 
 def start(
-    settings: Settings,
+    settings: ObservabilitySettings,
     scorer: Scorer,  # model.scorer.Scorer
     metrics: PipelineMetrics,
     state: PipelineState,
@@ -85,7 +85,7 @@ def start(
     metrics.model_info.info({"version": scorer.version, "labels": ",".join(scorer.labels)})
     if settings.alerts_topic and alert_producer is None:
         alert_producer = Producer(
-            settings.producer_kafka_config(**{"enable.idempotence": True, "linger.ms": 0})
+            settings.producer_kafka_config(**RELIABLE_PRODUCER, **{"linger.ms": 0})
         )
     sink = AlertSink(
         database_url, scorer.version, topic=settings.alerts_topic, producer=alert_producer
@@ -94,8 +94,8 @@ def start(
     metric_entities = MetricEntities(metrics, settings.watch_metrics_max)
     watchlist.on_change(metric_entities.update)
     fleet_spikes = FleetSpikes(
-        DetectorConfig.from_settings(settings),
-        DetectorConfig.for_entities(settings),
+        settings.detector_config(),
+        settings.entity_detector_config(),
         metrics,
         sink.submit,
         watched=lambda: watchlist.matcher.names,

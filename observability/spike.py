@@ -30,8 +30,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from stream_core.settings import Settings
-
 BUCKET_S = 1  # resolution of the window; one-second buckets keep detection delay low.
 SHARE_FLOOR = 0.01  # keeps sigma positive when the baseline share is 0 or 1.
 
@@ -44,7 +42,8 @@ class AlertKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class DetectorConfig:
-    """The thresholds; see the module docstring for how they interact."""
+    """The thresholds; see the module docstring for how they interact. These defaults are the
+    ``SENTIMENT_ALERT_*`` settings' (``observability.settings.DetectorSettings``)."""
 
     window_s: float = 20.0
     min_volume: int = 50
@@ -54,28 +53,6 @@ class DetectorConfig:
     min_increase: float = 0.2
     clear_increase: float = 0.1
     cooldown_s: float = 60.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DetectorConfig:
-        return cls(
-            window_s=settings.alert_window_s,
-            min_volume=settings.alert_min_volume,
-            baseline_half_life_s=settings.alert_baseline_half_life_s,
-            baseline_min_volume=settings.alert_baseline_min_volume,
-            z_threshold=settings.alert_z_threshold,
-            min_increase=settings.alert_min_increase,
-            clear_increase=settings.alert_clear_increase,
-            cooldown_s=settings.alert_cooldown_s,
-        )
-
-    @classmethod
-    def for_entities(cls, settings: Settings) -> DetectorConfig:
-        """Each entity's detector: the same thresholds, with its own volume minimums."""
-        return replace(
-            cls.from_settings(settings),
-            min_volume=settings.watch_alert_min_volume,
-            baseline_min_volume=settings.watch_alert_baseline_min_volume,
-        )
 
 
 @dataclass(frozen=True, slots=True)

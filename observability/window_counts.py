@@ -1,15 +1,11 @@
-"""Label counts over a recent time window, from the ``sentiment_minute_counts`` aggregate."""
+"""The `window` of `/stats`: its format, its bounds, and what reads the counts over it
+(``storage.minute_counts.PostgresWindowCounts`` in the service, a fake in tests)."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 from typing import Protocol
-
-import psycopg
-
-from storage.entity_counts import entity_window_counts
-from storage.urls import libpq_url
 
 MIN_WINDOW = timedelta(minutes=1)  # the aggregate's resolution
 MAX_WINDOW = timedelta(days=366)
@@ -64,14 +60,6 @@ def _window_pattern() -> str:
 
 WINDOW_PATTERN = _window_pattern()
 
-# Whole minutes: the minute that holds ``now() - window`` counts in full.
-WINDOW_QUERY = """
-SELECT label, COALESCE(SUM(count), 0)::bigint
-FROM sentiment_minute_counts
-WHERE minute >= date_trunc('minute', now() - %(window)s::interval)
-GROUP BY label
-"""
-
 
 def parse_window(text: str) -> timedelta:
     """``"90s"``, ``"15m"``, ``"24h"`` or ``"7d"`` -> a timedelta (ValueError when invalid)."""
@@ -88,22 +76,3 @@ class WindowCounts(Protocol):
     ``entity`` (raises on database trouble)."""
 
     def __call__(self, window: timedelta, entity: str | None = None) -> dict[str, int]: ...
-
-
-class PostgresWindowCounts:
-    """Reads the per-minute aggregate; one short connection per call (``/stats`` is rare)."""
-
-    def __init__(self, database_url: str, timeout_s: int = 5) -> None:
-        self._dsn = libpq_url(database_url)
-        self._timeout_s = timeout_s
-
-    def __call__(self, window: timedelta, entity: str | None = None) -> dict[str, int]:
-        with psycopg.connect(
-            self._dsn,
-            connect_timeout=self._timeout_s,
-            options=f"-c statement_timeout={self._timeout_s * 1000}",
-        ) as conn:
-            if entity is not None:
-                return entity_window_counts(conn, entity, window)
-            rows = conn.execute(WINDOW_QUERY, {"window": window}).fetchall()
-        return {str(label): int(count) for label, count in rows}

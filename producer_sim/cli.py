@@ -24,9 +24,15 @@ from producer_sim.download import (
 from producer_sim.posts import Spike
 from producer_sim.progress import live_progress, summary_table
 from producer_sim.simulator import Simulator, SimulatorConfig
+from stream_core.cli_options import load_settings, settings_options
 from stream_core.logs import configure_logging
-from stream_core.settings import load_settings, settings_options
+from stream_core.settings import KafkaSettings, LoggingSettings
 from stream_core.shutdown import stop_on_signals
+
+
+class SimulateSettings(KafkaSettings, LoggingSettings):
+    """What `simulate` reads from the environment and its setting flags."""
+
 
 RATE = click.FloatRange(min=0.0)
 FULL_SPLITS = "val,test"  # what --data and --download replay unless --split says otherwise
@@ -146,7 +152,7 @@ def spike_from(at_s: float | None, duration_s: float | None, share: float) -> Sp
 
 
 @click.command()
-@settings_options("bootstrap_servers", "kafka_options", "topic", "log_level", "log_format")
+@settings_options(SimulateSettings)
 @data_options
 @click.option("--rate", type=RATE, default=50.0, show_default=True, help="Messages/s (0: max).")
 @click.option("--limit", type=click.IntRange(min=1), help="Stop after this many messages.")
@@ -188,7 +194,7 @@ def simulate(**kwargs: Any) -> None:
     Posts are keyed by author, so one author's posts stay in order; the gold label travels in
     the x-gold-label header. --limit counts every message: posts, duplicates and poison.
     """
-    settings = load_settings(kwargs)
+    settings = load_settings(SimulateSettings, kwargs)
     configure_logging(settings.log_level, settings.log_format)
     if kwargs["poison_rate"] + kwargs["duplicate_rate"] > 1:
         raise click.UsageError("--poison-rate plus --duplicate-rate must not exceed 1")

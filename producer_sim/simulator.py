@@ -25,6 +25,7 @@ from producer_sim.poison import PoisonKind, poison_value
 from producer_sim.posts import AuthorPool, Spike, TweetPicker, encode, post_fields
 from producer_sim.topics import ensure_topic
 from stream_core.contract import GOLD_LABEL_HEADER, LABELS
+from stream_core.kafka import RELIABLE_PRODUCER
 
 log = structlog.get_logger(__name__)
 
@@ -140,8 +141,7 @@ class Simulator:
     def producer_config(self) -> dict[str, Any]:
         return {
             **self.kafka_config,
-            "enable.idempotence": True,  # broker-side dedup of retries, per-partition order
-            "acks": "all",
+            **RELIABLE_PRODUCER,  # broker-side dedup of retries, per-partition order
             "compression.type": self.config.compression,
             "linger.ms": self.config.linger_ms,
             "client.id": f"sentiment-simulator-{self._run_id}",

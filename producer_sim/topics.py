@@ -8,7 +8,7 @@ import structlog
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.cimpl import NewTopic
 
-from stream_core.kafka_admin import Admin
+from stream_core.kafka import Admin
 
 log = structlog.get_logger(__name__)
 

@@ -12,12 +12,18 @@ from alembic.util.exc import CommandError
 from sqlalchemy.exc import OperationalError
 
 from storage.refusals import refused_for_good
+from storage.settings import DatabaseSettings
+from stream_core.cli_options import load_settings, settings_options
 from stream_core.logs import configure_logging
-from stream_core.settings import Settings, load_settings, settings_options
+from stream_core.settings import LoggingSettings, StartupSettings
 from stream_core.shutdown import stop_on_signals
 from stream_core.startup import StoppedWhileWaitingError, wait_for
 
 log = structlog.get_logger(__name__)
+
+
+class DbSettings(DatabaseSettings, StartupSettings, LoggingSettings):
+    """What the `db` commands read from the environment and their setting flags."""
 
 
 @click.group()
@@ -31,7 +37,7 @@ def _run(kwargs: dict[str, Any], action: Callable[[str], None], *, wait: bool = 
     a lost connection starts it over)."""
     from storage import migrate
 
-    settings: Settings = load_settings(kwargs)
+    settings = load_settings(DbSettings, kwargs)
     configure_logging(settings.log_level, settings.log_format)
     url = settings.database_url_value()
     timeout_s = settings.startup_timeout_s if wait else 0.0
@@ -55,13 +61,13 @@ def _run(kwargs: dict[str, Any], action: Callable[[str], None], *, wait: bool = 
         raise click.ClickException(str(error)) from None
 
 
-db_settings = settings_options("database_url", "log_level", "log_format")
+db_settings = settings_options(DbSettings, "database_url", "log_level", "log_format")
 
 
 @db.command()
 @click.argument("revision", default="head")
 @db_settings
-@settings_options("startup_timeout_s")
+@settings_options(DbSettings, "startup_timeout_s")
 def upgrade(revision: str, **kwargs: Any) -> None:
     """Upgrade the schema to REVISION (default: the newest).
 

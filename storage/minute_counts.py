@@ -1,19 +1,23 @@
-"""``sentiment_minute_counts``: exact label counts per UTC minute, the table dashboards read.
+"""Exact label counts per UTC minute, the tables dashboards read: ``sentiment_minute_counts``
+for the whole stream and ``sentiment_entity_minute_counts`` per watched entity.
 
-:class:`MinuteCounts` is the write part that keeps it: in each batch's transaction it adds the
-rows that transaction really inserted, so a replay adds nothing. A post counts in the minute it
-was created, else in the minute of its Kafka timestamp, else in the minute it was stored.
+:class:`MinuteCounts` and :class:`EntityMinuteCounts` are the write parts that keep them: in each
+batch's transaction they add the rows that transaction really inserted, so a replay adds
+nothing. A post counts in the minute it was created, else in the minute of its Kafka timestamp,
+else in the minute it was stored. The API and the demo read them through the functions at the
+end.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 
 from storage.sink import InsertedRows
+from storage.urls import libpq_url
 from stream_core.records import ScoredPost
 
 # One statement for the whole batch; in (minute, label) order, so that two consumers adding to
@@ -24,6 +28,25 @@ SELECT minute, label, count
 FROM unnest(%s::timestamptz[], %s::text[], %s::bigint[]) AS batch(minute, label, count)
 ORDER BY minute, label
 ON CONFLICT (minute, label) DO UPDATE SET count = counts.count + EXCLUDED.count
+"""
+ADD_ENTITY_COUNTS = """
+INSERT INTO sentiment_entity_minute_counts AS counts (entity, minute, label, count)
+SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::bigint[]) AS batch
+ORDER BY 1, 2, 3
+ON CONFLICT (entity, minute, label) DO UPDATE SET count = counts.count + EXCLUDED.count
+"""
+# Whole minutes: the minute that holds ``now() - window`` counts in full.
+WINDOW_QUERY = """
+SELECT label, COALESCE(SUM(count), 0)::bigint
+FROM sentiment_minute_counts
+WHERE minute >= date_trunc('minute', now() - %(window)s::interval)
+GROUP BY label
+"""
+ENTITY_WINDOW_QUERY = """
+SELECT label, COALESCE(SUM(count), 0)::bigint
+FROM sentiment_entity_minute_counts
+WHERE entity = %(entity)s AND minute >= date_trunc('minute', now() - %(window)s::interval)
+GROUP BY label
 """
 
 
@@ -47,3 +70,49 @@ class MinuteCounts:
         keys = sorted(counts)
         minutes, labels = [minute for minute, _ in keys], [label for _, label in keys]
         cursor.execute(ADD_COUNTS, (minutes, labels, [counts[key] for key in keys]))
+
+
+class EntityMinuteCounts:
+    """The :class:`~storage.sink.WritePart` that adds a batch's posts to the minutes of the
+    watched entities each one names (``ScoredPost.entities``)."""
+
+    def write(self, cursor: psycopg.Cursor[Any], inserted: InsertedRows) -> None:
+        counts = Counter(
+            (entity, minute_of(post, inserted.scored_at), post.label)
+            for post in inserted.posts
+            if post.label is not None
+            for entity in post.entities
+        )
+        if not counts:
+            return  # no post names a watched entity
+        keys = sorted(counts)
+        cursor.execute(
+            ADD_ENTITY_COUNTS,
+            ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+             [counts[k] for k in keys]),
+        )  # fmt: skip
+
+
+def minute_series(conn: psycopg.Connection[Any]) -> list[tuple[datetime, str, int]]:
+    """Every (minute, label, count), as dashboards chart them."""
+    return conn.execute("SELECT minute, label, count FROM sentiment_minute_counts").fetchall()
+
+
+class PostgresWindowCounts:
+    """Counts per label over the last ``window`` (``observability.window_counts.WindowCounts``);
+    one short connection per call (``/stats`` is rare)."""
+
+    def __init__(self, database_url: str, timeout_s: int = 5) -> None:
+        self._dsn = libpq_url(database_url)
+        self._timeout_s = timeout_s
+
+    def __call__(self, window: timedelta, entity: str | None = None) -> dict[str, int]:
+        """Of the whole stream, or of the posts naming ``entity``."""
+        query = WINDOW_QUERY if entity is None else ENTITY_WINDOW_QUERY
+        with psycopg.connect(
+            self._dsn,
+            connect_timeout=self._timeout_s,
+            options=f"-c statement_timeout={self._timeout_s * 1000}",
+        ) as conn:
+            rows = conn.execute(query, {"window": window, "entity": entity}).fetchall()
+        return {str(label): int(count) for label, count in rows}

@@ -20,57 +20,13 @@ from typing import Any, Protocol
 
 import psycopg
 import structlog
-from psycopg.types.json import Jsonb
 
+from storage import scored_posts
 from storage.urls import libpq_url, redacted
 from stream_core.contract import LABELS
 from stream_core.records import GoldLabel, ScoredPost
 
 log = structlog.get_logger(__name__)
-
-COLUMNS = (
-    "post_id",
-    "text",
-    "author",
-    "lang",
-    "created_at",
-    "label",
-    "prob_negative",
-    "prob_neutral",
-    "prob_positive",
-    "model_version",
-    "kafka_topic",
-    "kafka_partition",
-    "kafka_offset",
-    "kafka_timestamp",
-    "gold_label",
-    "gold_label_at",
-    "extra",
-)
-_COLUMN_LIST = ", ".join(COLUMNS)
-
-_STAGING_DDL = """
-CREATE TEMPORARY TABLE IF NOT EXISTS scored_posts_staging (
-    post_id text, text text, author text, lang text, created_at timestamptz, label text,
-    prob_negative real, prob_neutral real, prob_positive real, model_version text,
-    kafka_topic text, kafka_partition integer, kafka_offset bigint, kafka_timestamp timestamptz,
-    gold_label text, gold_label_at timestamptz, extra jsonb
-) ON COMMIT DELETE ROWS
-"""
-
-# Rows are inserted in key order (and the write parts keep an order of their own), so that two
-# consumers writing overlapping rows (during a rebalance) lock them in the same order and never
-# deadlock. RETURNING names the rows really inserted: a replayed one is not among them.
-INSERT_NEW_ROWS = f"""
-INSERT INTO scored_posts ({_COLUMN_LIST})
-{{source}}
-ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING
-RETURNING kafka_topic, kafka_partition, kafka_offset, scored_at
-"""
-_FROM_STAGING = INSERT_NEW_ROWS.format(
-    source=f"SELECT {_COLUMN_LIST} FROM scored_posts_staging "
-    "ORDER BY kafka_topic, kafka_partition, kafka_offset"
-)
 
 
 def _describe(error: Exception) -> str:
@@ -125,8 +81,8 @@ def inserted_rows(
     returned: Sequence[tuple[Any, ...]],
     labels: Sequence[GoldLabel] = (),
 ) -> InsertedRows | None:
-    """The posts named by ``INSERT_NEW_ROWS``'s RETURNING rows, with ``labels`` (None when
-    there is neither)."""
+    """The posts named by the RETURNING rows of ``scored_posts.INSERT_NEW_ROWS``, with
+    ``labels`` (None when there is neither)."""
     if not returned and not labels:
         return None
     keys = {(topic, partition, offset) for topic, partition, offset, _ in returned}
@@ -167,25 +123,8 @@ class PostgresSink:
         self._conn: psycopg.Connection[Any] | None = None
 
     def row(self, post: ScoredPost) -> tuple[Any, ...]:
-        """The values of ``COLUMNS`` for one post."""
-        probabilities = [post.probabilities[i] for i in self._column_order]
-        return (
-            post.post_id,
-            post.text,
-            post.author,
-            post.lang,
-            post.created_at,
-            post.label,
-            *probabilities,
-            post.model_version,
-            post.topic,
-            post.partition,
-            post.offset,
-            post.kafka_timestamp,
-            post.gold_label,
-            post.gold_label_at,
-            Jsonb(post.extra) if post.extra is not None else None,
-        )
+        """The values of ``storage.scored_posts.COLUMNS`` for one post."""
+        return scored_posts.row(post, self._column_order)
 
     def connection(self) -> psycopg.Connection[Any]:
         """The open connection, (re)connecting first; StorageUnavailableError when that fails."""
@@ -205,13 +144,12 @@ class PostgresSink:
             try:
                 # Minute buckets are UTC minutes, whatever the server's default time zone.
                 conn.execute("SET TIME ZONE 'UTC'")
-                exists = conn.execute("SELECT to_regclass('scored_posts')").fetchone()
-                if exists is None or exists[0] is None:
+                if not scored_posts.table_exists(conn):
                     raise SchemaMissingError(
                         f"no scored_posts table in {redacted(self._url)}: "
                         "run `sentiment-stream db upgrade` first"
                     )
-                conn.execute(_STAGING_DDL)
+                conn.execute(scored_posts.STAGING_DDL)
             except BaseException:
                 conn.close()
                 raise
@@ -262,10 +200,10 @@ class PostgresSink:
         conn = self.connection()
         with conn.transaction(), conn.cursor() as cursor:
             if posts:
-                with cursor.copy(f"COPY scored_posts_staging ({_COLUMN_LIST}) FROM STDIN") as copy:
+                with cursor.copy(scored_posts.COPY_TO_STAGING) as copy:
                     for post in posts:
                         copy.write_row(self.row(post))
-            return self.insert(cursor, _FROM_STAGING, posts, labels=labels)
+            return self.insert(cursor, scored_posts.FROM_STAGING, posts, labels=labels)
 
     def insert(
         self,
@@ -275,9 +213,9 @@ class PostgresSink:
         params: Sequence[Any] | None = None,
         labels: Sequence[GoldLabel] = (),
     ) -> int:
-        """Run ``statement`` (``INSERT_NEW_ROWS`` from some source) for ``posts``, then the
-        write parts on the rows it really inserted and on ``labels``; returns how many rows
-        that was."""
+        """Run ``statement`` (``scored_posts.INSERT_NEW_ROWS`` from some source) for ``posts``,
+        then the write parts on the rows it really inserted and on ``labels``; returns how many
+        rows that was."""
         returned = cursor.execute(statement, params).fetchall() if posts else []
         inserted = inserted_rows(posts, returned, labels)
         if inserted is None:

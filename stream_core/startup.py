@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import structlog
 
-from stream_core.backoff import Backoff
+from stream_core.backoff import Backoff, retry
 
 log = structlog.get_logger(__name__)
 
@@ -45,29 +45,28 @@ def wait_for(
     stop = stop or threading.Event()
     started = time.monotonic()
     deadline = started + timeout_s
-    attempt = 0
-    while True:
-        try:
-            result = probe()
-        except Exception as error:
-            remaining_s = deadline - time.monotonic()
-            if not worth_waiting(error) or remaining_s <= 0:
-                raise
-            delay_s = min(backoff.delay(attempt), remaining_s)
-            lines = str(error).strip().splitlines()
-            log.warning(
-                "waiting for a service",
-                service=service,
-                error=lines[0] if lines else repr(error),
-                retry_in_s=round(delay_s, 2),
-                gives_up_in_s=round(remaining_s, 1),
-            )
-            if stop.wait(delay_s):
-                raise StoppedWhileWaitingError(f"stopped while waiting for {service}") from None
-            attempt += 1
-            continue
-        if attempt:
-            log.info(
-                "service is up", service=service, waited_s=round(time.monotonic() - started, 1)
-            )
-        return result
+    waited = False
+
+    def pause(error: Exception, _attempt: int, delay_s: float) -> bool:
+        nonlocal waited
+        remaining_s = deadline - time.monotonic()
+        if remaining_s <= 0:
+            return False
+        delay_s = min(delay_s, remaining_s)
+        lines = str(error).strip().splitlines()
+        log.warning(
+            "waiting for a service",
+            service=service,
+            error=lines[0] if lines else repr(error),
+            retry_in_s=round(delay_s, 2),
+            gives_up_in_s=round(remaining_s, 1),
+        )
+        if stop.wait(delay_s):
+            raise StoppedWhileWaitingError(f"stopped while waiting for {service}") from None
+        waited = True
+        return True
+
+    result = retry(probe, backoff=backoff, retry_on=worth_waiting, pause=pause)
+    if waited:
+        log.info("service is up", service=service, waited_s=round(time.monotonic() - started, 1))
+    return result

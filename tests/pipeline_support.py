@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from consumer.build import batch_steps, build_pipeline, write_parts
 from consumer.pipeline import Pipeline
+from consumer.settings import Settings
 from observability.metrics import PipelineMetrics
 from storage import migrate
 from storage.sink import WritePart
@@ -26,7 +27,6 @@ from storage.urls import libpq_url
 from stream_core.batch import BatchStep
 from stream_core.contract import LABELS
 from stream_core.events import BatchObserver, CommittedBatch, PipelineState
-from stream_core.settings import Settings
 from watchlist.step import MatcherSource
 
 # Short sessions: tansu's JoinGroup waits session.timeout.ms / 2.

@@ -22,13 +22,13 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from model.scorer import Scorer
+from model.settings import DEFAULT_MODEL_DIR
 from observability.api import create_app
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
-from observability.window_counts import PostgresWindowCounts
 from storage import migrate
+from storage.minute_counts import PostgresWindowCounts
 from stream_core.events import PipelineState
-from stream_core.settings import DEFAULT_MODEL_DIR
 from tests.conftest import fresh_database
 from watchlist.matcher import Matcher
 from watchlist.rules import PYTHON_REGEX_FORMAT, RULE_PATTERN, compile_regex

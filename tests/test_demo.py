@@ -16,12 +16,13 @@ import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from consumer.settings import Settings
 from demo.consumer_process import ConsumerProcess
 from demo.run import DemoOptions, DemoResult, DemoRun
 from demo.services import Services
 from model.data import read_splits
+from model.settings import DEFAULT_MODEL_DIR
 from storage.urls import libpq_url
-from stream_core.settings import DEFAULT_MODEL_DIR, Settings
 from tests.conftest import CLI, ROOT, cli_env
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

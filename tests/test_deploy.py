@@ -24,8 +24,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from consumer.settings import Settings
 from sentiment_stream.cli import main as cli_main
-from stream_core.settings import KAFKA_ENV_PREFIX, Settings, load_settings
+from stream_core.cli_options import load_settings
+from stream_core.kafka import ENV_PREFIX as KAFKA_ENV_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -150,7 +152,7 @@ def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Setti
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(Path(__file__).parent)  # no stray .env file
-    settings = load_settings({})
+    settings = load_settings(Settings, {})
     # librdkafka itself rejects unknown properties and bad values (no connection is made).
     producer_config = settings.kafka_config(**{"bootstrap.servers": "127.0.0.1:9", "log_level": 0})
     confluent_kafka.Producer(producer_config)

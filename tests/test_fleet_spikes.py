@@ -20,21 +20,19 @@ from typing import Any
 import psycopg
 import pytest
 from confluent_kafka import Producer
-from pydantic import SecretStr
 
 from observability import runtime
 from observability.alert_sink import AlertSink
 from observability.fleet_spikes import ROLE, FleetSpikes
 from observability.metrics import PipelineMetrics
 from observability.runtime import ObservabilityRuntime
-from observability.spike import DetectorConfig
+from observability.settings import DetectorSettings
 from storage.coordination import ElectedJobs
 from storage.second_counts import SecondCounts
 from storage.sink import InsertedRows
 from storage.urls import libpq_url
 from stream_core.events import PipelineState
 from stream_core.records import ScoredPost
-from stream_core.settings import Settings
 from tests import pipeline_support as support
 from tests.observability_fakes import FakeScorer
 from watchlist.rules import WatchEntity
@@ -130,11 +128,11 @@ def write_counts(database_url: str, posts: list[tuple[str, tuple[str, ...], str]
 @contextmanager
 def detector_replica(database_url: str) -> Iterator[tuple[ElectedJobs, AlertSink]]:
     """What runtime.start runs for the detector role, and only that."""
-    settings = Settings(database_url=SecretStr(database_url), **FAST_DETECTOR)
+    settings = DetectorSettings(**FAST_DETECTOR)
     sink = AlertSink(database_url, "fake-1")
     fleet = FleetSpikes(
-        DetectorConfig.from_settings(settings),
-        DetectorConfig.for_entities(settings),
+        settings.detector_config(),
+        settings.entity_detector_config(),
         PipelineMetrics(),
         sink.submit,
         watched=lambda: {"acme", "globex"},

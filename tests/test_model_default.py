@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from consumer.settings import Settings
 from model.metadata import ModelMetadata
 from model.scorer import Scorer
-from stream_core.settings import DEFAULT_MODEL_DIR, load_settings
+from model.settings import DEFAULT_MODEL_DIR
+from stream_core.cli_options import load_settings
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +19,7 @@ def default_scorer() -> Scorer:
 
 
 def test_settings_point_at_it() -> None:
-    assert load_settings({}).model == DEFAULT_MODEL_DIR
+    assert load_settings(Settings, {}).model == DEFAULT_MODEL_DIR
 
 
 def test_it_is_small_int8_and_documented() -> None:

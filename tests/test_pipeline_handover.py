@@ -8,12 +8,12 @@ import pytest
 
 from consumer.messages import MessageReader
 from consumer.pipeline import Pipeline
+from consumer.settings import Settings
 from consumer.stages import QUEUE_BATCHES
 from observability.metrics import PipelineMetrics
 from stream_core.batch import Batch
 from stream_core.events import PipelineState
 from stream_core.records import Post, SourceRecord
-from stream_core.settings import Settings
 from tests.kafka_fakes import FakeConsumer
 from tests.test_writer import FakeDeadLetters, FlakySink
 

@@ -15,12 +15,12 @@ import consumer.pipeline as pipeline_module
 from consumer.messages import MessageReader
 from consumer.pipeline import Pipeline
 from consumer.scoring import ScoreStep
+from consumer.settings import Settings
 from observability.metrics import PipelineMetrics
 from storage.sink import StorageUnavailableError, WriteResult
 from stream_core.batch import Batch, BatchStep
 from stream_core.events import PipelineState
 from stream_core.records import GoldLabel, ScoredPost
-from stream_core.settings import Settings
 from tests.kafka_fakes import FakeConsumer
 from tests.pipeline_support import FakeScorer, in_a_thread
 from tests.test_writer import FakeDeadLetters

@@ -9,13 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from consumer.settings import Settings
 from embedded.process import free_port
 from observability import runtime
 from observability.metrics import PipelineMetrics
 from observability.runtime import ObservabilityRuntime
 from stream_core.contract import LABELS
 from stream_core.events import PipelineState
-from stream_core.settings import Settings
 from tests.observability_fakes import FakeScorer, committed
 from tests.prometheus_server import (
     instant_query,

@@ -11,7 +11,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from storage.refusals import refused_for_good
 from stream_core.backoff import Backoff
-from stream_core.kafka_admin import worth_waiting_for
+from stream_core.kafka import worth_waiting_for
 from stream_core.startup import StoppedWhileWaitingError, wait_for
 
 FAST = Backoff(initial_s=0.01, max_s=0.05)

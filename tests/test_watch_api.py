@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from observability.api import create_app
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
-from observability.window_counts import PostgresWindowCounts
+from storage.minute_counts import PostgresWindowCounts
 from stream_core.contract import LABELS
 from stream_core.events import PipelineState
 from tests import pipeline_support as support

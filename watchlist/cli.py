@@ -16,16 +16,24 @@ import click
 import psycopg
 from pydantic import ValidationError
 
+from storage.settings import DatabaseSettings
 from storage.urls import redacted
+from stream_core.cli_options import load_settings, settings_options
 from stream_core.logs import configure_logging
-from stream_core.settings import load_settings, settings_options
+from stream_core.settings import LoggingSettings
 from watchlist.file import WatchlistFileError, dump_watchlist, read_watchlist
 from watchlist.matcher import Matcher
 from watchlist.rules import WatchEntity
 from watchlist.store import WatchStore
 
 Command = TypeVar("Command", bound=Callable[..., Any])
-watch_settings = settings_options("database_url", "log_level", "log_format")
+
+
+class WatchCliSettings(DatabaseSettings, LoggingSettings):
+    """What the `watch` commands read from the environment and their setting flags."""
+
+
+watch_settings = settings_options(WatchCliSettings)
 
 
 @click.group()
@@ -40,7 +48,7 @@ def watch() -> None:
 @contextmanager
 def _store(kwargs: dict[str, Any]) -> Iterator[WatchStore]:
     """The store the settings name; database trouble becomes one clear line."""
-    settings = load_settings(kwargs)
+    settings = load_settings(WatchCliSettings, kwargs)
     configure_logging(settings.log_level, settings.log_format)
     url = settings.database_url_value()
     try:

@@ -1,0 +1,47 @@
+"""The consumer's section of the settings, and :class:`Settings`: every section the service
+reads (``consume``, and the demo that runs it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from model.settings import ModelSettings
+from observability.settings import ObservabilitySettings
+from stream_core import kafka
+from stream_core.settings import (
+    KafkaSettings,
+    LoggingSettings,
+    StartupSettings,
+)
+
+
+class PipelineSettings(KafkaSettings):
+    """The consumer group, its batches, its dead-letter topic and its shutdown."""
+
+    dlq_topic: str = Field("", description="Dead-letter topic (default: <topic>.dlq).")
+    group_id: str = Field("sentiment-scorer", description="Kafka consumer group id.")
+    batch_size: int = Field(64, ge=1, le=4096, description="Largest micro-batch, in posts.")
+    batch_wait_ms: int = Field(
+        100, ge=0, le=60_000, description="Longest wait for a micro-batch to fill, in ms."
+    )
+    shutdown_timeout_s: float = Field(
+        30.0, gt=0, description="SIGTERM deadline to drain the current batch and commit."
+    )
+
+    @model_validator(mode="after")
+    def _default_dlq_topic(self) -> PipelineSettings:
+        if not self.dlq_topic:
+            self.dlq_topic = f"{self.topic}.dlq"
+        return self
+
+    def consumer_kafka_config(self) -> dict[str, Any]:
+        """The group's consumer: our defaults, the user's options, then what we never let go."""
+        return kafka.consumer_config(self.kafka_config(**{"group.id": self.group_id}))
+
+
+class Settings(
+    PipelineSettings, ObservabilitySettings, ModelSettings, StartupSettings, LoggingSettings
+):
+    """Everything the consumer service can be configured with (one flag per field)."""
