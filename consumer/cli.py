@@ -73,12 +73,14 @@ def consume(**kwargs: Any) -> None:
 
 
 def _load_scorer(settings: Settings) -> Scorer:
+    from model.catalogue import resolve
     from model.scorer import ModelLoadError, Scorer
 
     try:
-        scorer = Scorer.load(settings.model)
+        name, folder = resolve(settings.model, settings.models_dir)
+        scorer = Scorer.load(folder, name=name)
     except ModelLoadError as error:
-        raise click.ClickException(f"cannot load the model in {settings.model}: {error}") from None
+        raise click.ClickException(f"cannot load the model {settings.model}: {error}") from None
     if sorted(scorer.labels) != sorted(LABELS):
         raise click.ClickException(
             f"the model in {settings.model} predicts {', '.join(scorer.labels)}; "

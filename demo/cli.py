@@ -47,8 +47,19 @@ def _clear_errors() -> Iterator[None]:
         raise click.ClickException(str(error)) from None
 
 
+def _check_model(settings: Settings) -> None:
+    """A named model that is not built fails here, with the command that builds it, rather
+    than in the consumer after the services have started."""
+    from model.catalogue import ModelNotBuiltError, resolve
+
+    try:
+        resolve(settings.model, settings.models_dir)
+    except ModelNotBuiltError as error:
+        raise click.ClickException(str(error)) from None
+
+
 @click.command()
-@settings_options(Settings, *SERVICE_SETTINGS, "topic", "model")
+@settings_options(Settings, *SERVICE_SETTINGS, "topic", "model", "models_dir")
 @data_options
 @click.option(
     "--duration",
@@ -84,6 +95,7 @@ def demo(**kwargs: Any) -> None:
         settings.log_level if headless else "WARNING",
         settings.log_format if headless else "console",
     )
+    _check_model(settings)
     tweets = load_tweets(kwargs)
     chart = kwargs["chart_path"] or Path(f"sentiment-demo-{datetime.now():%Y%m%d-%H%M%S}.png")
     options = DemoOptions(

@@ -34,6 +34,7 @@ def consumer_env(settings: Settings, services: Services, http_port: int) -> dict
             "SENTIMENT_TOPIC": settings.topic,
             "SENTIMENT_GROUP_ID": settings.group_id,
             "SENTIMENT_MODEL": str(settings.model),
+            "SENTIMENT_MODELS_DIR": str(settings.models_dir),
             "SENTIMENT_HTTP_HOST": "127.0.0.1",
             "SENTIMENT_HTTP_PORT": str(http_port),
             "SENTIMENT_LOG_FORMAT": "json",

@@ -7,8 +7,6 @@ call), so ``--help`` and the other command groups stay fast.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,68 +14,29 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from model.data import DataError, SplitSpec, read_splits
+from model.catalogue_cli import COMMANDS
+from model.cli_options import (
+    DIR,
+    EXISTING_DIR,
+    batch_size_option,
+    command_line,
+    data_option,
+    max_length_option,
+    model_dir_option,
+    quantize_option,
+    split_option,
+    splits,
+    threads_option,
+    user_errors,
+)
+from model.data import SplitSpec, read_splits
 from model.export import DEFAULT_CHECKPOINT
-from model.metadata import MetadataError, Preprocessing, Quantization
+from model.metadata import Preprocessing, Quantization
 from stream_core.cli_options import load_settings, settings_options
 from stream_core.logs import configure_logging
 from stream_core.settings import LoggingSettings
 
-_DIR = click.Path(path_type=Path, file_okay=False)
-_EXISTING_DIR = click.Path(path_type=Path, file_okay=False, exists=True)
 _console = Console()
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Failures a user can cause become one clear line, not a traceback."""
-    from model.export import ModelExportError
-    from model.scorer import ModelLoadError
-
-    try:
-        yield
-    except (DataError, MetadataError, ModelLoadError, ModelExportError) as error:
-        raise click.ClickException(str(error)) from None
-
-
-def _splits(
-    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
-) -> tuple[str, ...]:
-    try:
-        return tuple(str(SplitSpec.parse(v)) for v in value)
-    except DataError as error:
-        raise click.BadParameter(str(error)) from None
-
-
-def _split_option(name: str, default: str, help_text: str) -> Callable[[Any], Any]:
-    return click.option(
-        name, multiple=True, default=[default], show_default=True, callback=_splits, help=help_text
-    )
-
-
-_model_dir_option = click.option(
-    "--model", "model_dir", type=_EXISTING_DIR, required=True, help="Model folder."
-)
-_data_option = click.option(
-    "--data",
-    "data_dir",
-    type=_EXISTING_DIR,
-    required=True,
-    help="TweetEval-format folder (<DIR>/sentiment/...).",
-)
-_quantize_option = click.option(
-    "--quantize", type=click.Choice(["int8", "none"]), default="int8", show_default=True
-)
-_max_length_option = click.option(
-    "--max-length",
-    type=click.IntRange(8, 4096),
-    default=128,
-    show_default=True,
-    help="Texts are truncated to this many tokens.",
-)
-_batch_size_option = click.option(
-    "--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True
-)
 
 
 @click.group()
@@ -95,9 +54,9 @@ def model(**flags: Any) -> None:
     show_default=True,
     help="Hugging Face hub id or local checkpoint folder.",
 )
-@click.option("--out", type=_DIR, required=True, help="Model folder to write.")
-@_quantize_option
-@_max_length_option
+@click.option("--out", type=DIR, required=True, help="Model folder to write.")
+@quantize_option
+@max_length_option
 @click.option("--revision", default=None, help="Hub revision (branch, tag or commit).")
 @click.option(
     "--preprocessing",
@@ -117,7 +76,7 @@ def export(
     """Export a sequence-classification checkpoint to an ONNX model folder."""
     from model.export import export_model
 
-    with _user_errors():
+    with user_errors():
         metadata = export_model(
             checkpoint,
             out,
@@ -150,16 +109,31 @@ def _check_disjoint(data_dir: Path, train: tuple[str, ...], evaluate: tuple[str,
         )
 
 
+def _check_unlabelled(
+    data_dir: Path, unlabelled: tuple[Path, ...], evaluate: tuple[str, ...]
+) -> None:
+    """Refuse unlabelled tweets that are evaluation tweets: a teacher would leak into them."""
+    from model.distill import read_unlabelled
+
+    evaluation = {t.text.strip() for t in read_splits(data_dir, list(evaluate))}
+    shared = [text for text in read_unlabelled(list(unlabelled)) if text.strip() in evaluation]
+    if shared:
+        raise click.UsageError(
+            f"{len(shared)} --unlabelled tweets are evaluation tweets (first: {shared[0]!r}); "
+            "pass files that hold none of the --eval-split lines"
+        )
+
+
 @model.command()
 @click.option("--base", required=True, help="Encoder checkpoint to fine-tune (hub id or folder).")
-@_data_option
-@click.option("--out", type=_DIR, required=True, help="Model folder to write (ONNX).")
-@_split_option("--train-split", "train", "Split or line range to train on; repeatable.")
-@_split_option("--eval-split", "test", "Split or line range to evaluate on; repeatable.")
+@data_option
+@click.option("--out", type=DIR, required=True, help="Model folder to write (ONNX).")
+@split_option("--train-split", "train", "Split or line range to train on; repeatable.")
+@split_option("--eval-split", "test", "Split or line range to evaluate on; repeatable.")
 @click.option("--epochs", type=click.IntRange(1, 100), default=3, show_default=True)
 @click.option("--lr", type=click.FloatRange(0, 1, min_open=True), default=5e-5, show_default=True)
-@_max_length_option
-@_batch_size_option
+@max_length_option
+@batch_size_option
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
     "--class-weighting",
@@ -175,19 +149,57 @@ def _check_disjoint(data_dir: Path, train: tuple[str, ...], evaluate: tuple[str,
     show_default=True,
     help="Tweet normalisation, in training and in the scorer.",
 )
-@_quantize_option
+@quantize_option
 @click.option(
     "--checkpoint-out",
-    type=_DIR,
+    type=DIR,
     default=None,
     help="Where the PyTorch checkpoint goes [default: artifacts/checkpoints/<out name>].",
 )
+@threads_option(2, "PyTorch CPU threads.")
 @click.option(
-    "--threads",
-    type=click.IntRange(1, 256),
-    default=2,
+    "--freeze-layers",
+    type=click.IntRange(0, 100),
+    default=0,
     show_default=True,
-    help="PyTorch CPU threads.",
+    help="Freeze the embeddings and this many bottom layers; their output is computed once, "
+    "so each epoch runs only the top layers (a base-size encoder trains several times faster).",
+)
+@click.option(
+    "--frozen-cache",
+    type=DIR,
+    default=None,
+    help="Keep the frozen layers' output in this folder, so that runs with other seeds or "
+    "options on the same base, layers and tweets skip that pass.",
+)
+@click.option(
+    "--teacher",
+    "teachers",
+    type=EXISTING_DIR,
+    multiple=True,
+    help="Model folder whose probabilities are soft targets (knowledge distillation); "
+    "repeatable: several teachers are averaged.",
+)
+@click.option(
+    "--unlabelled",
+    type=click.Path(path_type=Path, exists=True),
+    multiple=True,
+    help="File of tweets (one per line), or folder of *_text.txt files, that the teachers "
+    "label softly for extra training; repeatable.",
+)
+@click.option(
+    "--distill-weight",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Share of the loss on the teachers' soft targets (the rest: gold labels).",
+)
+@click.option(
+    "--distill-temperature",
+    type=click.FloatRange(0, min_open=True),
+    default=2.0,
+    show_default=True,
+    help="Softmax temperature of the distillation loss.",
 )
 @click.option("--note", default="", help="Free text stored with the training provenance.")
 @click.option(
@@ -213,6 +225,12 @@ def train(
     quantize: str,
     checkpoint_out: Path | None,
     threads: int,
+    freeze_layers: int,
+    frozen_cache: Path | None,
+    teachers: tuple[Path, ...],
+    unlabelled: tuple[Path, ...],
+    distill_weight: float,
+    distill_temperature: float,
     note: str,
     min_macro_recall: float | None,
 ) -> None:
@@ -235,11 +253,24 @@ def train(
         class_weighting=cast(ClassWeighting, class_weighting),
         preprocessing=cast(Preprocessing, preprocessing),
         threads=threads,
+        freeze_layers=freeze_layers,
+        frozen_cache=None if frozen_cache is None else str(frozen_cache),
+        teachers=tuple(str(t) for t in teachers),
+        unlabelled=tuple(str(u) for u in unlabelled),
+        distill_weight=distill_weight,
+        distill_temperature=distill_temperature,
     )
-    with _user_errors():
+    if unlabelled and not teachers:
+        raise click.UsageError("--unlabelled tweets need a --teacher to label them")
+    with user_errors():
         _check_disjoint(data_dir, train_split, eval_split)
+        _check_unlabelled(data_dir, unlabelled, eval_split)
         provenance = fine_tune(config, checkpoint_dir)
-        provenance.update(eval_splits=list(eval_split), checkpoint_dir=str(checkpoint_dir))
+        provenance.update(
+            eval_splits=list(eval_split),
+            checkpoint_dir=str(checkpoint_dir),
+            command=command_line(),
+        )
         if note:
             provenance["note"] = note
         export_model(
@@ -251,7 +282,7 @@ def train(
             training=provenance,
         )
         evaluation = evaluate(Scorer.load(out), data_dir, eval_split)
-        metadata = record_metrics(out, evaluation)
+        metadata = record_metrics(out, evaluation, command_line())
     _console.print(*evaluation.tables())
     click.echo(f"{out}: {metadata.version}, macro recall {evaluation.macro_recall:.4f}")
     if min_macro_recall is not None and evaluation.macro_recall < min_macro_recall:
@@ -262,9 +293,9 @@ def train(
 
 
 @model.command(name="evaluate")
-@_model_dir_option
-@_data_option
-@_split_option("--split", "test", "Split or line range to evaluate on; repeatable.")
+@model_dir_option
+@data_option
+@split_option("--split", "test", "Split or line range to evaluate on; repeatable.")
 @click.option(
     "--plot",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -279,11 +310,11 @@ def evaluate_command(
     from model.evaluate import evaluate, plot_confusion, record_metrics
     from model.scorer import Scorer
 
-    with _user_errors():
+    with user_errors():
         scorer = Scorer.load(model_dir)
         evaluation = evaluate(scorer, data_dir, split)
         if not no_record:
-            record_metrics(model_dir, evaluation)
+            record_metrics(model_dir, evaluation, command_line())
     _console.print(*evaluation.tables())
     if plot is not None:
         plot_confusion(evaluation, plot, title=f"{scorer.version} on {', '.join(split)}")
@@ -291,24 +322,24 @@ def evaluate_command(
 
 
 @model.command()
-@_model_dir_option
-@_data_option
+@model_dir_option
+@data_option
 @click.option(
     "--split",
     default="test",
     show_default=True,
-    callback=lambda c, p, v: _splits(c, p, (v,))[0],
+    callback=lambda c, p, v: splits(c, p, (v,))[0],
     help="Split or line range whose tweets are scored.",
 )
 @click.option(
     "--checkpoint",
-    type=_EXISTING_DIR,
+    type=EXISTING_DIR,
     default=None,
     help="PyTorch checkpoint of the model [default: the folder's source_checkpoint].",
 )
 @click.option(
     "--fp32-model",
-    type=_EXISTING_DIR,
+    type=EXISTING_DIR,
     default=None,
     help="fp32 export of the checkpoint [default: exported on the fly].",
 )
@@ -326,13 +357,8 @@ def evaluate_command(
     show_default=True,
     help="Tweets to time the one-call-per-text pipeline on (it is slow).",
 )
-@_batch_size_option
-@click.option(
-    "--threads",
-    type=click.IntRange(1, 256),
-    default=None,
-    help="Threads for every candidate [default: the cores available].",
-)
+@batch_size_option
+@threads_option(None, "Threads for every candidate [default: the cores available].")
 def bench(
     *,
     model_dir: Path,
@@ -350,7 +376,7 @@ def bench(
     from model.bench import BenchConfig, checkpoint_of, run_bench
     from model.scorer import available_cores
 
-    with _user_errors():
+    with user_errors():
         checkpoint = checkpoint or checkpoint_of(model_dir)
         if checkpoint is None:
             raise click.UsageError(
@@ -376,3 +402,7 @@ def bench(
         table.add_row(key, f"{value:,.4f}" if isinstance(value, float) else str(value))
     _console.print(table)
     click.echo(json.dumps(figures))
+
+
+for _command in COMMANDS:
+    model.add_command(_command)

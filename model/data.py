@@ -60,7 +60,7 @@ class SplitSpec:
         return f"{self.name}[{start}:{end}]"
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_text_lines(path: Path) -> list[str]:
     try:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -79,7 +79,7 @@ def read_label_names(data_dir: Path) -> tuple[str, ...]:
     """Label names by id from ``mapping.txt`` (``0<TAB>negative`` ...)."""
     names: dict[int, str] = {}
     path = Path(data_dir) / TASK / "mapping.txt"
-    for line in _read_lines(path):
+    for line in read_text_lines(path):
         if not line.strip():
             continue
         label_id, _, name = line.strip().partition("\t")
@@ -95,8 +95,8 @@ def read_split(data_dir: Path, split: str | SplitSpec) -> list[LabelledTweet]:
     """The tweets of one split (optionally a line range of it), in file order."""
     spec = split if isinstance(split, SplitSpec) else SplitSpec.parse(split)
     folder = Path(data_dir) / TASK
-    texts = _read_lines(folder / f"{spec.name}_text.txt")
-    labels = _read_lines(folder / f"{spec.name}_labels.txt")
+    texts = read_text_lines(folder / f"{spec.name}_text.txt")
+    labels = read_text_lines(folder / f"{spec.name}_labels.txt")
     if len(texts) != len(labels):
         raise DataError(
             f"{folder}: {spec.name}_text.txt has {len(texts)} lines but "

@@ -95,9 +95,21 @@ def evaluate(scorer: Scorer, data_dir: Path, splits: Sequence[str]) -> Evaluatio
     return Evaluation(names, confusion.matrix, tuple(splits))
 
 
-def record_metrics(model_dir: Path, evaluation: Evaluation) -> ModelMetadata:
-    """Write the evaluation into the folder's metadata.json (the ONNX file is untouched)."""
-    metadata = ModelMetadata.read(model_dir).with_updates(metrics=evaluation.as_metrics())
+def record_metrics(
+    model_dir: Path,
+    evaluation: Evaluation,
+    command: str | None = None,
+    throughput: dict[str, Any] | None = None,
+) -> ModelMetadata:
+    """Write the evaluation (and the command that made it, and a throughput measurement when
+    given) into the folder's metadata.json; the ONNX file is untouched."""
+    metrics = evaluation.as_metrics()
+    if command is not None:
+        metrics["command"] = command
+    changes: dict[str, Any] = {"metrics": metrics}
+    if throughput is not None:
+        changes["throughput"] = throughput
+    metadata = ModelMetadata.read(model_dir).with_updates(**changes)
     metadata.write(model_dir)
     return metadata
 

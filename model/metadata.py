@@ -49,6 +49,9 @@ class ModelMetadata(BaseModel):
     preprocessing: Preprocessing = "none"
     metrics: dict[str, Any] | None = Field(default=None, description="Evaluation, once known.")
     training: dict[str, Any] | None = Field(default=None, description="How it was trained.")
+    throughput: dict[str, Any] | None = Field(
+        default=None, description="Measured tweets/s, with the CPU, threads and command."
+    )
 
     @field_validator("labels")
     @classmethod

@@ -79,6 +79,9 @@ class Scorer:
         session: ort.InferenceSession,
         tokenizer: Tokenizer,
         batch_size: int = 32,
+        *,
+        folder: Path | None = None,
+        name: str | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -87,6 +90,8 @@ class Scorer:
         self.version = metadata.version
         self.session = session
         self.batch_size = batch_size
+        self.folder = folder  # where it was loaded from
+        self.name = name  # its catalogue name (model/catalogue.py), if it has one
         self._tokenizer = tokenizer
         self._normalise = normaliser(metadata.preprocessing)
         self._input_names = frozenset(i.name for i in session.get_inputs())
@@ -94,9 +99,17 @@ class Scorer:
 
     @classmethod
     def load(
-        cls, model_dir: str | Path, *, threads: int | None = None, batch_size: int = 32
+        cls,
+        model_dir: str | Path,
+        *,
+        threads: int | None = None,
+        batch_size: int = 32,
+        name: str | None = None,
     ) -> Scorer:
-        """Load a folder written by ``model export`` or ``model train``; ModelLoadError if bad."""
+        """Load a folder written by ``model export`` or ``model train``; ModelLoadError if bad.
+
+        ``name``: the catalogue name the folder was chosen by, shown by ``/model``.
+        """
         folder = Path(model_dir)
         if not folder.is_dir():
             raise ModelLoadError(
@@ -127,7 +140,7 @@ class Scorer:
             quantization=metadata.quantization,
             threads=threads or available_cores(),
         )
-        return cls(metadata, session, tokenizer, batch_size)
+        return cls(metadata, session, tokenizer, batch_size, folder=folder, name=name)
 
     def score(self, texts: Sequence[str]) -> ScoreBatch:
         """Probabilities for every text, in input order; EmptyTextError names an empty one."""

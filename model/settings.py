@@ -1,7 +1,9 @@
-"""The model section of the settings: the folder the stream is scored with."""
+"""The model section of the settings: the model the stream is scored with (a folder or a
+named model, model/catalogue.py) and where built named models live."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -12,5 +14,19 @@ from stream_core.settings import SettingsSection
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "default"
 
 
+def default_models_dir() -> Path:
+    """Where `model build` puts named models too large to ship: the XDG data folder."""
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "sentiment-stream" / "models"
+
+
 class ModelSettings(SettingsSection):
-    model: Path = Field(DEFAULT_MODEL_DIR, description="Model folder (see `model export`).")
+    model: Path = Field(
+        DEFAULT_MODEL_DIR,
+        description="Model folder, or a named model: default (alias fast) or accurate "
+        "(see `model list`).",
+    )
+    models_dir: Path = Field(
+        default_factory=default_models_dir,
+        description="Where `model build` puts named models (accurate) and looks for them.",
+    )

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
 import structlog
@@ -58,6 +59,10 @@ class Scorer(Protocol):
     def version(self) -> str: ...
     @property
     def metadata(self) -> Metadata: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def folder(self) -> Path | None: ...
     def predict(self, text: str) -> Prediction: ...
 
 
@@ -208,9 +213,18 @@ def create_app(
         body = ReadyResponse(ready=not missing, checks=checks, missing=missing)
         return JSONResponse(body.model_dump(), status_code=503 if missing else 200)
 
-    @app.get("/model", summary="The model's metadata")
+    @app.get(
+        "/model",
+        summary="The active model: its name and folder (`active`) and its metadata",
+        description="`active.name` is the catalogue name it was chosen by (default, accurate; "
+        "null for a folder given by path); the other keys are the folder's metadata.json.",
+    )
     def model() -> dict[str, Any]:
-        return scorer.metadata.model_dump(mode="json")
+        active = {
+            "name": scorer.name,
+            "folder": None if scorer.folder is None else str(scorer.folder),
+        }
+        return {"active": active, **scorer.metadata.model_dump(mode="json")}
 
     @app.get(
         "/metrics",

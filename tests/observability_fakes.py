@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -32,6 +33,8 @@ class FakeScorer:
 
     metadata: FakeMetadata = field(default_factory=FakeMetadata)
     calls: list[str] = field(default_factory=list)
+    name: str | None = "default"
+    folder: Path | None = Path("/models/default")
 
     @property
     def labels(self) -> Sequence[str]:

@@ -86,6 +86,7 @@ def test_ready_says_what_is_missing_until_everything_is_up(api: Api) -> None:
 
 def test_model_returns_the_metadata(api: Api) -> None:
     assert api.client.get("/model").json() == {
+        "active": {"name": "default", "folder": "/models/default"},
         "version": "fake-1",
         "labels": list(LABELS),
         "metrics": OFFLINE,
@@ -300,5 +301,6 @@ def test_the_real_scorer_serves_predict_and_model(tiny_model_dir: Path) -> None:
     assert sum(body["probabilities"].values()) == pytest.approx(1, abs=1e-5)
     assert body["model_version"] == scorer.version
     model = client.get("/model").json()
+    assert model["active"] == {"name": None, "folder": str(tiny_model_dir)}
     assert model["version"] == scorer.version
     assert model["labels"] == list(scorer.labels)
