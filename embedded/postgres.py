@@ -18,11 +18,11 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import ModuleType
 
 import psycopg
 
-from embedded.process import ChildProcess, free_port, wait_for_port
+from embedded.process import ChildProcess, EmbeddedService, free_port, wait_for_port
 
 SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"
@@ -78,7 +78,7 @@ def _make_readable_by(user: str, *paths: Path) -> None:
                 os.chown(name, entry.pw_uid, entry.pw_gid)
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(EmbeddedService):
     """A PostgreSQL server on a free loopback port, with its data in a temporary folder."""
 
     def __init__(
@@ -199,14 +199,3 @@ class EmbeddedPostgres:
         self.stop()
         if not self.keep_data:
             shutil.rmtree(self.base_dir, ignore_errors=True)
-
-    def __enter__(self) -> EmbeddedPostgres:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

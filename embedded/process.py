@@ -8,9 +8,11 @@ import signal
 import socket
 import subprocess
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from types import TracebackType
+from typing import IO, Self
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -77,3 +79,25 @@ class ChildProcess:
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout_s)
         self._log.close()
+
+
+class EmbeddedService(ABC):
+    """A service we run as a child process, used as a context manager: started on entry; on
+    exit stopped, and its files removed unless they are to be kept."""
+
+    @abstractmethod
+    def start(self, timeout_s: float = 30.0) -> Self: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,4 +1,8 @@
-"""Real infrastructure for the tests: a Kafka broker and a PostgreSQL server.
+"""The fixtures every lane shares: data, a real Kafka broker and PostgreSQL server, the tiny model.
+
+The tests live in lanes: ``tests/unit`` (no broker, no database: the fast loop, ``pytest
+tests/unit``), ``tests/integration`` (real broker, PostgreSQL, Prometheus, training) and
+``tests/e2e`` (the CLI run as processes). Helpers they share are in ``tests/fixtures``.
 
 Each fixture takes, in order: the service named by KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL;
 a testcontainers container when a Docker daemon answers; the embedded binaries (tansu from
@@ -14,48 +18,16 @@ where a missing copy fails them: nothing may be skipped silently there.
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from model.data import SAMPLE_DIR
-from storage.urls import libpq_url
+from tests.fixtures.services import ROOT, docker_answers, fresh_database, running_in_ci
 
-ROOT = Path(__file__).resolve().parents[1]
 TWEETEVAL_DIR = Path(os.environ.get("TWEETEVAL_DIR", ROOT.parent / "shared" / "data" / "tweeteval"))
-
-
-def docker_answers() -> bool:
-    try:
-        import docker
-
-        docker.from_env(timeout=3).ping()
-    except Exception:
-        return False
-    return True
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    """Environment for `python -m sentiment_stream` subprocesses run from this checkout."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SENTIMENT_"))}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.pop("DATABASE_URL", None)
-    env.update(extra)
-    return env
-
-
-CLI = [sys.executable, "-m", "sentiment_stream"]
-
-
-def running_in_ci() -> bool:
-    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
 @pytest.fixture(scope="session")
@@ -111,21 +83,6 @@ def postgres_server_url() -> Iterator[str]:
 
         with EmbeddedPostgres() as server:
             yield server.url()
-
-
-@contextmanager
-def fresh_database(postgres_server_url: str) -> Iterator[str]:
-    """A new, empty database on the server (dropped on exit)."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(libpq_url(postgres_server_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    from sqlalchemy.engine import make_url
-
-    yield make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(libpq_url(postgres_server_url), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 @pytest.fixture

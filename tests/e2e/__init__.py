@@ -1,0 +1,1 @@
+"""The ``sentiment-stream`` commands run as users run them: child processes."""

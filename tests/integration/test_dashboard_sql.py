@@ -1,0 +1,64 @@
+"""Every SQL query of the Grafana dashboards runs against the migrated schema and gives what
+it should."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from storage.migrate import upgrade
+from storage.urls import libpq_url
+from tests.fixtures.monitoring import (
+    dashboard_targets,
+)
+
+FROM_TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+TO_TS = datetime(2024, 5, 1, 13, 0, tzinfo=UTC)
+
+
+def grafana_sql(query: str) -> str:
+    """Expand the Grafana PostgreSQL macros the dashboard uses into concrete SQL."""
+    span = f"'{FROM_TS.isoformat()}' AND '{TO_TS.isoformat()}'"
+    expanded = re.sub(r"\$__timeFilter\(([^)]+)\)", rf"\1 BETWEEN {span}", query)
+    expanded = expanded.replace("$__timeFrom()", f"'{FROM_TS.isoformat()}'")
+    expanded = expanded.replace("$__timeTo()", f"'{TO_TS.isoformat()}'")
+    assert "$" not in expanded, f"unexpanded Grafana macro in {query!r}"
+    return expanded
+
+
+@pytest.mark.integration
+def test_dashboard_sql_runs_against_the_migrated_schema(database_url: str) -> None:
+    upgrade(database_url)
+    targets = dashboard_targets("grafana-postgresql-datasource")
+    assert len(targets) >= 4
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        conn.execute(
+            "INSERT INTO sentiment_minute_counts (minute, label, count) VALUES "
+            "(%(m)s, 'negative', 3), (%(m)s, 'neutral', 5), (%(m)s, 'positive', 2)",
+            {"m": FROM_TS.replace(minute=30)},
+        )
+        conn.execute(
+            "INSERT INTO sentiment_alerts (id, kind, detected_at, window_start, window_end, "
+            "negative_share, baseline_share, peak_share, volume, zscore, model_version) VALUES "
+            "(gen_random_uuid(), 'negative_spike', %(t)s, %(t)s, %(t)s, 0.6, 0.2, 0.7, 500, 9.5, "
+            "'v1')",
+            {"t": FROM_TS.replace(minute=31)},
+        )
+        for target in targets:
+            rows = conn.execute(grafana_sql(target["rawSql"])).fetchall()
+            assert rows, target["rawSql"]
+        mix = conn.execute(
+            grafana_sql(
+                next(t["rawSql"] for t in targets if "OVER (PARTITION BY minute)" in t["rawSql"])
+            )
+        ).fetchall()
+        assert [(label, float(share)) for _, label, share in mix] == [
+            ("negative", 30.0),
+            ("neutral", 50.0),
+            ("positive", 20.0),
+        ]

@@ -1,0 +1,114 @@
+"""Micro-batching and scoring with fakes: size and time bounds, offsets, label mapping."""
+
+from __future__ import annotations
+
+from consumer.batching import MicroBatcher
+from consumer.scoring import ScoreStep
+from observability.metrics import PipelineMetrics
+from stream_core.batch import Batch
+from stream_core.contract import GOLD_LABEL_HEADER, DeadLetterReason
+from stream_core.records import DeadLetter, Post, SourceRecord
+from tests.fixtures.fakes import FakeScorer
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def record(offset: int, partition: int = 0, **fields: object) -> SourceRecord:
+    return SourceRecord("posts", partition, offset, b"k", b"{}", **fields)  # type: ignore[arg-type]
+
+
+def post(text: str = "hello") -> Post:
+    return Post(post_id="p", text=text)
+
+
+def test_a_batch_is_ready_when_full() -> None:
+    batcher = MicroBatcher(max_posts=3, max_wait_s=10, clock=FakeClock())
+    assert batcher.room() == 3
+    for offset in range(2):
+        batcher.add(record(offset), post())
+    assert not batcher.ready()
+    assert batcher.room() == 1
+    batcher.add(record(2), post())
+    assert batcher.ready()
+    batch = batcher.take()
+    assert batch is not None and len(batch) == 3
+    assert batcher.take() is None
+
+
+def test_a_batch_is_ready_when_its_first_record_waited_long_enough() -> None:
+    clock = FakeClock()
+    batcher = MicroBatcher(max_posts=100, max_wait_s=0.5, clock=clock)
+    assert batcher.time_left() == 0.5
+    assert not batcher.ready()  # empty: never ready
+    batcher.add(record(0), post())
+    clock.now += 0.3
+    batcher.add(record(1), post())
+    assert not batcher.ready()
+    assert abs(batcher.time_left() - 0.2) < 1e-9
+    clock.now += 0.2
+    assert batcher.ready()
+
+
+def test_dead_letters_count_toward_the_size_bound_and_the_offsets() -> None:
+    batcher = MicroBatcher(max_posts=2, max_wait_s=10, clock=FakeClock())
+    batcher.add(record(5, partition=1), post())
+    bad = record(6, partition=1)
+    batcher.add(bad, DeadLetter(bad, DeadLetterReason.INVALID_JSON, "nope"))
+    assert batcher.ready()
+    batch = batcher.take()
+    assert batch is not None
+    assert len(batch.accepted) == 1 and len(batch.dead_letters) == 1
+    assert batch.next_offsets == {("posts", 1): 7}
+
+
+def test_next_offsets_are_the_highest_offset_plus_one_per_partition() -> None:
+    batch = Batch()
+    for partition, offset in [(0, 10), (1, 3), (0, 11), (1, 4), (2, 0)]:
+        batch.add(record(offset, partition), post())
+    assert batch.next_offsets == {("posts", 0): 12, ("posts", 1): 5, ("posts", 2): 1}
+
+
+def test_score_batch_keeps_order_coordinates_and_gold_label() -> None:
+    batch = Batch()
+    texts = ["a", "bb", "ccc"]
+    for offset, text in enumerate(texts):
+        batch.add(
+            record(offset, headers=((GOLD_LABEL_HEADER, b"positive"),), timestamp_ms=1_000),
+            post(text),
+        )
+    scored = ScoreStep(FakeScorer(), PipelineMetrics()).process(batch)
+    assert [p.text for p in scored.posts] == texts
+    assert [p.offset for p in scored.posts] == [0, 1, 2]
+    assert [p.label for p in scored.posts] == ["neutral", "positive", "negative"]
+    assert scored.posts[1].probabilities[2] == max(scored.posts[1].probabilities)
+    assert all(p.gold_label == "positive" for p in scored.posts)
+    assert scored.posts[0].kafka_timestamp is not None
+    assert scored.posts[0].kafka_timestamp.timestamp() == 1.0
+
+
+def test_a_batch_of_only_dead_letters_needs_no_model() -> None:
+    batch = Batch()
+    bad = record(0)
+    batch.add(bad, DeadLetter(bad, DeadLetterReason.EMPTY_TEXT, "empty"))
+
+    class Exploding(FakeScorer):
+        def score(self, texts):  # type: ignore[no-untyped-def]
+            raise AssertionError("the model must not run")
+
+    assert ScoreStep(Exploding(), PipelineMetrics()).process(batch).posts == []
+
+
+def test_the_score_step_records_the_model_version_and_its_time() -> None:
+    batch = Batch()
+    batch.add(record(0), post("a"))
+    assert batch.posts[0].label is None  # unscored until the step runs
+    metrics = PipelineMetrics()
+    (scored,) = ScoreStep(FakeScorer(), metrics).process(batch).posts
+    assert (scored.label, scored.model_version) == ("neutral", FakeScorer().version)
+    assert metrics.registry.get_sample_value("sentiment_inference_seconds_count") == 1
