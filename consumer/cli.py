@@ -43,12 +43,14 @@ def consume(**kwargs: Any) -> None:
     from consumer.pipeline import PipelineFailedError
     from observability import runtime as observability
     from observability.metrics import PipelineMetrics
+    from storage.maintenance import maintenance_jobs
     from stream_core.events import PipelineState
 
     scorer = _load_scorer(settings)
     state = PipelineState(model_loaded=True)
     metrics = PipelineMetrics()
     runtime = observability.start(settings, scorer, metrics, state)
+    maintenance = None
     try:
         try:
             _wait_for_services(settings, state)
@@ -65,10 +67,14 @@ def consume(**kwargs: Any) -> None:
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: pipeline.stop())
+        maintenance = maintenance_jobs(settings)
+        maintenance.start()
         pipeline.run()
     except (PipelineFailedError, KafkaException) as error:
         raise click.ClickException(f"the consumer stopped: {error}") from None
     finally:
+        if maintenance is not None:
+            maintenance.stop()
         runtime.close()
 
 

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from model.settings import ModelSettings
 from observability.settings import ObservabilitySettings
+from storage.settings import StorageSettings
 from stream_core import kafka
 from stream_core.settings import (
     KafkaSettings,
@@ -42,6 +43,11 @@ class PipelineSettings(KafkaSettings):
 
 
 class Settings(
-    PipelineSettings, ObservabilitySettings, ModelSettings, StartupSettings, LoggingSettings
+    PipelineSettings,
+    ObservabilitySettings,
+    StorageSettings,
+    ModelSettings,
+    StartupSettings,
+    LoggingSettings,
 ):
     """Everything the consumer service can be configured with (one flag per field)."""

@@ -102,7 +102,11 @@ class OnlineStats(Distribution):
 
 class WindowStats(Distribution):
     window: str
-    since: datetime = Field(description="Start of the first whole minute counted.")
+    since: datetime = Field(description="Start of the first whole bucket counted.")
+    resolution: Literal["minute", "hour", "day"] = Field(
+        description="The counts read: per minute up to 1 day, per hour up to 60 days, else "
+        "per day (so `since` is the window's start rounded down to that)."
+    )
 
 
 class StatsResponse(BaseModel):
@@ -316,13 +320,17 @@ def create_app(
     async def _window_stats(
         window: str, span: timedelta, entity: str | None
     ) -> tuple[WindowStats | None, str | None]:
-        since = (datetime.now(UTC) - span).replace(second=0, microsecond=0)
         try:
-            counts = await run_in_threadpool(window_counts, span, entity)
+            found = await run_in_threadpool(window_counts, span, entity)
         except Exception as error:  # a dashboard call must not fail because the DB does
             log.warning("window statistics unavailable", error=str(error))
             return None, f"database unavailable: {type(error).__name__}"
-        distribution = LabelDistribution.of(scorer.labels, counts)
-        return WindowStats(**asdict(distribution), window=window, since=since), None
+        distribution = LabelDistribution.of(scorer.labels, found.counts)
+        return WindowStats(
+            **asdict(distribution),
+            window=window,
+            since=found.since,
+            resolution=found.resolution.value,
+        ), None
 
     return app

@@ -26,7 +26,7 @@ from observability.metrics import PipelineMetrics
 from observability.settings import ObservabilitySettings
 from storage import watch_entities
 from storage.coordination import ChangeListener, ElectedJobs
-from storage.minute_counts import PostgresWindowCounts
+from storage.rollups import PostgresWindowCounts
 from stream_core.events import BatchObserver, PipelineState
 from stream_core.kafka import RELIABLE_PRODUCER
 from watchlist.live import LiveWatchlist

@@ -1,11 +1,14 @@
 """The `window` of `/stats`: its format, its bounds, and what reads the counts over it
-(``storage.minute_counts.PostgresWindowCounts`` in the service, a fake in tests)."""
+(``storage.rollups.PostgresWindowCounts`` in the service, at the resolution that fits the
+window; a fake in tests)."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 from typing import Protocol
+
+from storage.rollups import LabelCounts
 
 MIN_WINDOW = timedelta(minutes=1)  # the aggregate's resolution
 MAX_WINDOW = timedelta(days=366)
@@ -75,4 +78,4 @@ class WindowCounts(Protocol):
     """Counts per label over the last ``window``, of the whole stream or of the posts naming
     ``entity`` (raises on database trouble)."""
 
-    def __call__(self, window: timedelta, entity: str | None = None) -> dict[str, int]: ...
+    def __call__(self, window: timedelta, entity: str | None = None) -> LabelCounts: ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -11,7 +12,8 @@ from sqlalchemy import create_engine, pool
 from sqlalchemy.exc import OperationalError
 
 import migrations
-from storage.urls import redacted
+from storage.partitions import PartitionPolicy, maintain
+from storage.urls import libpq_url, redacted
 
 
 def alembic_config(database_url: str) -> Config:
@@ -23,14 +25,20 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def unreachable(database_url: str, error: OperationalError) -> str:
+def unreachable(database_url: str, error: OperationalError | psycopg.OperationalError) -> str:
     """What to tell a user whose database did not answer (the password masked)."""
-    reason = " ".join(str(error.orig or error).split())  # one line: libpq adds a hint line
+    cause = error.orig if isinstance(error, OperationalError) else None
+    reason = " ".join(str(cause or error).split())  # one line: libpq adds a hint line
     return f"cannot reach the database at {redacted(database_url)}: {reason}"
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(
+    database_url: str, revision: str = "head", policy: PartitionPolicy | None = None
+) -> None:
+    """Migrate to ``revision``, then create the time partitions ahead (it never drops any)."""
     command.upgrade(alembic_config(database_url), revision)
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        maintain(conn, policy or PartitionPolicy(), expire=False)
 
 
 def downgrade(database_url: str, revision: str) -> None:

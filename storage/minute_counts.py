@@ -11,13 +11,12 @@ end.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
 from storage.sink import InsertedRows
-from storage.urls import libpq_url
 from stream_core.records import ScoredPost
 
 # One statement for the whole batch; in (minute, label) order, so that two consumers adding to
@@ -34,19 +33,6 @@ INSERT INTO sentiment_entity_minute_counts AS counts (entity, minute, label, cou
 SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::bigint[]) AS batch
 ORDER BY 1, 2, 3
 ON CONFLICT (entity, minute, label) DO UPDATE SET count = counts.count + EXCLUDED.count
-"""
-# Whole minutes: the minute that holds ``now() - window`` counts in full.
-WINDOW_QUERY = """
-SELECT label, COALESCE(SUM(count), 0)::bigint
-FROM sentiment_minute_counts
-WHERE minute >= date_trunc('minute', now() - %(window)s::interval)
-GROUP BY label
-"""
-ENTITY_WINDOW_QUERY = """
-SELECT label, COALESCE(SUM(count), 0)::bigint
-FROM sentiment_entity_minute_counts
-WHERE entity = %(entity)s AND minute >= date_trunc('minute', now() - %(window)s::interval)
-GROUP BY label
 """
 
 
@@ -96,23 +82,3 @@ class EntityMinuteCounts:
 def minute_series(conn: psycopg.Connection[Any]) -> list[tuple[datetime, str, int]]:
     """Every (minute, label, count), as dashboards chart them."""
     return conn.execute("SELECT minute, label, count FROM sentiment_minute_counts").fetchall()
-
-
-class PostgresWindowCounts:
-    """Counts per label over the last ``window`` (``observability.window_counts.WindowCounts``);
-    one short connection per call (``/stats`` is rare)."""
-
-    def __init__(self, database_url: str, timeout_s: int = 5) -> None:
-        self._dsn = libpq_url(database_url)
-        self._timeout_s = timeout_s
-
-    def __call__(self, window: timedelta, entity: str | None = None) -> dict[str, int]:
-        """Of the whole stream, or of the posts naming ``entity``."""
-        query = WINDOW_QUERY if entity is None else ENTITY_WINDOW_QUERY
-        with psycopg.connect(
-            self._dsn,
-            connect_timeout=self._timeout_s,
-            options=f"-c statement_timeout={self._timeout_s * 1000}",
-        ) as conn:
-            rows = conn.execute(query, {"window": window, "entity": entity}).fetchall()
-        return {str(label): int(count) for label, count in rows}

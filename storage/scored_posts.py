@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from storage.partitions import kept_from
 from stream_core.records import ScoredPost
 
 COLUMNS = (
@@ -48,15 +49,21 @@ CREATE TEMPORARY TABLE IF NOT EXISTS scored_posts_staging (
 
 # Rows are inserted in key order (and the write parts keep an order of their own), so that two
 # consumers writing overlapping rows (during a rebalance) lock them in the same order and never
-# deadlock. RETURNING names the rows really inserted: a replayed one is not among them.
+# deadlock. RETURNING names the rows really inserted: a replayed one is not among them. The key
+# holds the partition column (kafka_timestamp, the same on every replay); its NULLS NOT
+# DISTINCT makes a message without a timestamp a replay too.
 INSERT_NEW_ROWS = f"""
 INSERT INTO scored_posts ({COLUMN_LIST})
 {{source}}
-ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING
+ON CONFLICT (kafka_topic, kafka_partition, kafka_offset, kafka_timestamp) DO NOTHING
 RETURNING kafka_topic, kafka_partition, kafka_offset, scored_at
 """
+# Rows older than the partitions `db maintain` keeps are not stored: their first write may
+# have been dropped with its partition, so storing (and counting) them again could count a
+# post twice. They are reported like replays.
 FROM_STAGING = INSERT_NEW_ROWS.format(
     source=f"SELECT {COLUMN_LIST} FROM scored_posts_staging "
+    f"WHERE kafka_timestamp IS NULL OR kafka_timestamp >= {kept_from('scored_posts')} "
     "ORDER BY kafka_topic, kafka_partition, kafka_offset"
 )
 COPY_TO_STAGING = f"COPY scored_posts_staging ({COLUMN_LIST}) FROM STDIN"
@@ -87,6 +94,15 @@ def row(post: ScoredPost, column_order: Sequence[int]) -> tuple[Any, ...]:
 def table_exists(conn: psycopg.Connection[Any]) -> bool:
     """False before ``sentiment-stream db upgrade`` created the schema."""
     found = conn.execute("SELECT to_regclass('scored_posts') IS NOT NULL").fetchone()
+    return bool(found and found[0])
+
+
+def is_partitioned(conn: psycopg.Connection[Any]) -> bool:
+    """False in a schema older than the time partitions (revision 0004)."""
+    found = conn.execute(
+        "SELECT EXISTS (SELECT FROM pg_partitioned_table"
+        " WHERE partrelid = to_regclass('scored_posts'))"
+    ).fetchone()
     return bool(found and found[0])
 
 

@@ -96,14 +96,31 @@ def consumer_process(argv: list[str], log: Path) -> Iterator[subprocess.Popen[by
             process.wait(30)
 
 
-def paced_producer(bootstrap: str, topic: str, n: int, counts: dict[int, int]) -> threading.Thread:
+def paced_producer(
+    bootstrap: str,
+    topic: str,
+    n: int,
+    counts: dict[int, int],
+    timestamps_ms: list[int] | None = None,
+) -> threading.Thread:
+    values = [post_value(i) for i in range(n)]
     thread = threading.Thread(
         target=lambda: counts.update(
-            produce(bootstrap, topic, [post_value(i) for i in range(n)], partitions=2, pace_s=0.01)
+            produce(
+                bootstrap, topic, values, partitions=2, pace_s=0.01, timestamps_ms=timestamps_ms
+            )
         )
     )
     thread.start()
     return thread
+
+
+def across_midnight(n: int) -> tuple[list[int], datetime]:
+    """Kafka timestamps alternating between the last second of yesterday and the first of today
+    (UTC): every batch straddles a partition boundary. Also returns that midnight."""
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    at = int(midnight.timestamp() * 1000)
+    return [at - 1000 + i if i % 2 else at + i for i in range(n)], midnight
 
 
 def gold(i: int) -> str:
@@ -140,8 +157,9 @@ def test_sigkill_mid_stream_then_restart_gives_exactly_n_rows(
 ) -> None:
     n = 400
     counts: dict[int, int] = {}
+    timestamps_ms, midnight = across_midnight(n)
     with consumer_process(consume_command, tmp_path / "first.log") as first:
-        producer = paced_producer(kafka_bootstrap, topic, n, counts)
+        producer = paced_producer(kafka_bootstrap, topic, n, counts, timestamps_ms)
         labeller = label_producer(kafka_bootstrap, topic, n)
         wait_until(lambda: row_count(database_url) >= n // 4, 90, "a quarter of the rows")
         first.send_signal(signal.SIGKILL)
@@ -162,6 +180,15 @@ def test_sigkill_mid_stream_then_restart_gives_exactly_n_rows(
     assert row_count(database_url) == n
     assert aggregate_total(database_url) == n
     assert query(database_url, "SELECT count(DISTINCT post_id) FROM scored_posts") == [(n,)]
+    # Half on each side of midnight, each half in its own day's partition.
+    by_partition = query(
+        database_url, "SELECT tableoid::regclass::text, count(*) FROM scored_posts GROUP BY 1"
+    )
+    yesterday = midnight - timedelta(days=1)
+    assert dict(by_partition) == {
+        f"scored_posts_p{yesterday:%Y%m%d}": n // 2,
+        f"scored_posts_p{midnight:%Y%m%d}": n // 2,
+    }
     # Every label stored once and applied to its post, whatever the kill interrupted.
     labels = query(database_url, "SELECT post_id, gold_label FROM scored_posts")
     assert sorted(labels) == sorted((f"post-{i}", gold(i)) for i in range(n))

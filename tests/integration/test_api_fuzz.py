@@ -27,7 +27,7 @@ from observability.api import create_app
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
 from storage import migrate
-from storage.minute_counts import PostgresWindowCounts
+from storage.rollups import PostgresWindowCounts
 from stream_core.events import PipelineState
 from tests.fixtures.services import fresh_database
 from watchlist.matcher import Matcher

@@ -4,12 +4,13 @@ it should."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
 from storage.migrate import upgrade
+from storage.rollups import refresh
 from storage.urls import libpq_url
 from tests.fixtures.monitoring import (
     dashboard_targets,
@@ -21,11 +22,12 @@ FROM_TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 TO_TS = datetime(2024, 5, 1, 13, 0, tzinfo=UTC)
 
 
-def grafana_sql(query: str) -> str:
-    """Expand the Grafana PostgreSQL macros the dashboard uses into concrete SQL."""
-    span = f"'{FROM_TS.isoformat()}' AND '{TO_TS.isoformat()}'"
+def grafana_sql(query: str, from_ts: datetime = FROM_TS) -> str:
+    """Expand the Grafana PostgreSQL macros the dashboard uses into concrete SQL (the range
+    from ``from_ts`` to TO_TS)."""
+    span = f"'{from_ts.isoformat()}' AND '{TO_TS.isoformat()}'"
     expanded = re.sub(r"\$__timeFilter\(([^)]+)\)", rf"\1 BETWEEN {span}", query)
-    expanded = expanded.replace("$__timeFrom()", f"'{FROM_TS.isoformat()}'")
+    expanded = expanded.replace("$__timeFrom()", f"'{from_ts.isoformat()}'")
     expanded = expanded.replace("$__timeTo()", f"'{TO_TS.isoformat()}'")
     assert "$" not in expanded, f"unexpanded Grafana macro in {query!r}"
     return expanded
@@ -52,13 +54,23 @@ def test_dashboard_sql_runs_against_the_migrated_schema(database_url: str) -> No
         for target in targets:
             rows = conn.execute(grafana_sql(target["rawSql"])).fetchall()
             assert rows, target["rawSql"]
-        mix = conn.execute(
-            grafana_sql(
-                next(t["rawSql"] for t in targets if "OVER (PARTITION BY minute)" in t["rawSql"])
-            )
-        ).fetchall()
+        mix_sql = next(t["rawSql"] for t in targets if "OVER (PARTITION BY bucket)" in t["rawSql"])
+        mix = conn.execute(grafana_sql(mix_sql)).fetchall()
         assert [(label, float(share)) for _, label, share in mix] == [
             ("negative", 30.0),
             ("neutral", 50.0),
             ("positive", 20.0),
         ]
+        # A week reads the hourly counts, a quarter the daily ones (once refreshed).
+        refresh(conn, FROM_TS - timedelta(days=1))
+        conn.commit()
+        for days, resolution in ((7, "hour"), (90, "day")):
+            wide = grafana_sql(mix_sql, TO_TS - timedelta(days=days))
+            assert conn.execute(wide).fetchall() == [
+                (
+                    FROM_TS.replace(minute=0) if resolution == "hour" else FROM_TS.replace(hour=0),
+                    label,
+                    share,
+                )
+                for label, share in (("negative", 30), ("neutral", 50), ("positive", 20))
+            ], resolution

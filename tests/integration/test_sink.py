@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from storage import migrate
 from storage.minute_counts import MinuteCounts
 from storage.sink import PostgresSink, SchemaMissingError, StorageUnavailableError
 from stream_core.records import ScoredPost
@@ -102,6 +103,9 @@ def test_rows_postgres_refuses_are_isolated_and_the_rest_lands(
 def test_a_missing_schema_is_reported(database_url: str) -> None:
     sink = PostgresSink(database_url, labels=MODEL_LABELS)
     with pytest.raises(SchemaMissingError, match="db upgrade"):
+        sink.write_batch([scored(1)])
+    migrate.upgrade(database_url, "0003")  # the last unpartitioned schema
+    with pytest.raises(SchemaMissingError, match=r"older than this release.*db upgrade"):
         sink.write_batch([scored(1)])
 
 

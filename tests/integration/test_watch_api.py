@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from observability.api import create_app
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
-from storage.minute_counts import PostgresWindowCounts
+from storage.rollups import PostgresWindowCounts
 from stream_core.contract import LABELS
 from stream_core.events import PipelineState
 from tests.fixtures import pipeline as support

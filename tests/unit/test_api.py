@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jsonschema_rs
@@ -16,11 +16,15 @@ from observability.api import create_app
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
 from observability.window_counts import WINDOW_PATTERN, integer_range_pattern, parse_window
+from storage.rollups import LabelCounts, resolution_for
 from stream_core.contract import LABELS, MAX_TEXT_CHARS, NOT_BLANK_PATTERN
 from stream_core.events import PipelineState
 from tests.fixtures.fakes import FakeMetadata, FakeScorer, committed
 
 OFFLINE = {"macro_recall": 0.69, "accuracy": 0.7, "macro_f1": 0.68}
+
+
+SINCE = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 class FakeWindowCounts:
@@ -30,12 +34,12 @@ class FakeWindowCounts:
         self.windows: list[timedelta] = []
         self.entities: list[str | None] = []
 
-    def __call__(self, window: timedelta, entity: str | None = None) -> dict[str, int]:
+    def __call__(self, window: timedelta, entity: str | None = None) -> LabelCounts:
         self.windows.append(window)
         self.entities.append(entity)
         if self.fail:
             raise ConnectionError("no route to database")
-        return self.counts
+        return LabelCounts(self.counts, SINCE, resolution_for(window))
 
 
 class Api:
@@ -188,8 +192,18 @@ def test_stats_counts_committed_batches_and_the_database_window(api: Api) -> Non
     assert body["window"]["window"] == "15m"
     assert body["window"]["counts"] == {"negative": 3, "neutral": 0, "positive": 1}
     assert body["window"]["percentages"] == {"negative": 75.0, "neutral": 0.0, "positive": 25.0}
+    assert body["window"]["since"] == "2025-03-01T12:00:00Z"
+    assert body["window"]["resolution"] == "minute"
     assert body["window_error"] is None
     assert api.window.windows == [timedelta(minutes=15)]
+
+
+def test_stats_reads_coarser_counts_for_longer_windows(api: Api) -> None:
+    resolutions = {
+        window: api.client.get("/stats", params={"window": window}).json()["window"]["resolution"]
+        for window in ("24h", "25h", "60d", "61d")
+    }
+    assert resolutions == {"24h": "minute", "25h": "hour", "60d": "hour", "61d": "day"}
 
 
 def test_stats_without_offline_metrics_says_null() -> None:

@@ -8,11 +8,13 @@ import json
 import re
 import shutil
 import subprocess
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import yaml
 
+from storage.rollups import FINEST_FOR
 from tests.fixtures.monitoring import (
     DASHBOARDS,
     PROMETHEUS_OWN,
@@ -116,6 +118,17 @@ def test_dashboard_covers_the_issue() -> None:
 
 
 # --- Grafana SQL against the real schema --------------------------------------------------------
+
+
+def test_dashboard_picks_the_resolution_storage_does() -> None:
+    """The ranges in the dashboard's SQL are storage.rollups.FINEST_FOR."""
+    for target in dashboard_targets("grafana-postgresql-datasource"):
+        if "sentiment_minute_counts" not in target["rawSql"]:
+            continue
+        limits = re.findall(r"<= interval '(\d+) days?'", target["rawSql"])
+        assert [timedelta(days=int(days)) for days in limits] == [
+            longest for longest, _ in FINEST_FOR
+        ]
 
 
 # --- Grafana provisioning ----------------------------------------------------------------------

@@ -1,8 +1,12 @@
 """Watchlists: the watched entities, the entities each post names, per-entity minute counts,
 the per-second counts that fleet-wide spike detection reads, and alerts that name an entity.
 
-Revision ID: 0004
-Revises: 0003
+``post_entities`` is partitioned like ``scored_posts`` (by the post's Kafka timestamp, handed
+to `db maintain`), so it is created ahead and expired on the same schedule; the per-entity
+minute counts get hourly and daily rollups like the stream's.
+
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0004"
-down_revision = "0003"
+from migrations.partitioning import register_partitioned, unregister_partitioned
+from migrations.rollups import add_rollups, drop_rollups
+
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
@@ -61,9 +68,9 @@ def upgrade() -> None:
         " ON watch_entities FOR EACH STATEMENT EXECUTE FUNCTION watch_entities_notify()"
     )
 
-    # One row per (post, entity it names). Keyed like scored_posts (the Kafka position) and
-    # carrying its time column, so it can be partitioned and expired on the same schedule; no
-    # foreign key into scored_posts. The label is repeated so per-entity queries need no join.
+    # One row per (post, entity it names). Keyed like scored_posts (its Kafka position and time
+    # column, which partitions it the same way); no foreign key into scored_posts. The label is
+    # repeated so per-entity queries need no join.
     op.create_table(
         "post_entities",
         sa.Column("kafka_topic", sa.Text, nullable=False),
@@ -72,13 +79,21 @@ def upgrade() -> None:
         sa.Column("kafka_timestamp", TZ),
         sa.Column("entity", sa.Text, nullable=False),
         sa.Column("label", sa.Text),  # NULL: the post was not scored
-        sa.PrimaryKeyConstraint(
-            "kafka_topic", "kafka_partition", "kafka_offset", "entity", name="pk_post_entities"
+        sa.UniqueConstraint(
+            "kafka_topic",
+            "kafka_partition",
+            "kafka_offset",
+            "kafka_timestamp",
+            "entity",
+            name="uq_post_entities",
+            postgresql_nulls_not_distinct=True,
         ),
         sa.CheckConstraint(LABEL_CHECK, name="ck_post_entities_label"),
+        postgresql_partition_by="RANGE (kafka_timestamp)",
     )
     # "Posts that name X, newest first" and time-range scans per entity.
     op.create_index("ix_post_entities_entity_time", "post_entities", ["entity", "kafka_timestamp"])
+    register_partitioned("post_entities")
 
     # Exact per-entity label counts per UTC minute, like sentiment_minute_counts.
     op.create_table(
@@ -92,6 +107,7 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint(LABEL_CHECK, name="ck_sentiment_entity_minute_counts_label"),
     )
+    add_rollups("sentiment_entity_minute_counts")  # sentiment_entity_hour|day_counts
 
     # Fleet-wide counts per second of commit time, for the elected spike detector: every
     # replica adds its batches; entity '' is the whole stream. Kept for minutes only.
@@ -125,8 +141,9 @@ def downgrade() -> None:
     op.drop_index("ix_sentiment_alerts_entity_detected_at", table_name="sentiment_alerts")
     op.drop_column("sentiment_alerts", "entity")
     op.drop_table("sentiment_second_counts")
+    drop_rollups("sentiment_entity_minute_counts")
     op.drop_table("sentiment_entity_minute_counts")
-    op.drop_index("ix_post_entities_entity_time", table_name="post_entities")
+    unregister_partitioned("post_entities")
     op.drop_table("post_entities")
     op.drop_table("watch_entities")
     op.execute("DROP FUNCTION watch_entities_notify()")
