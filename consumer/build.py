@@ -20,10 +20,13 @@ from consumer.settings import Settings
 from consumer.source import kafka_consumer
 from observability.metrics import PipelineMetrics
 from storage.gold_labels import GoldLabels
-from storage.minute_counts import MinuteCounts
+from storage.minute_counts import EntityMinuteCounts, MinuteCounts
+from storage.post_entities import PostEntities
+from storage.second_counts import SecondCounts
 from storage.sink import PostgresSink, WritePart
 from stream_core.batch import BatchStep
 from stream_core.events import BatchObserver, PipelineState
+from watchlist.step import MatcherSource, MatchStep
 
 
 def record_reader(settings: Settings) -> MessageReader:
@@ -37,14 +40,17 @@ def record_reader(settings: Settings) -> MessageReader:
     )
 
 
-def batch_steps(scorer: BatchScorer, metrics: PipelineMetrics) -> list[BatchStep]:
+def batch_steps(
+    scorer: BatchScorer, metrics: PipelineMetrics, watchlist: MatcherSource | None = None
+) -> list[BatchStep]:
     """What every batch goes through between the poller and the writer, in order."""
-    return [ScoreStep(scorer, metrics)]
+    matching: list[BatchStep] = [] if watchlist is None else [MatchStep(watchlist)]
+    return [*matching, ScoreStep(scorer, metrics)]
 
 
 def write_parts() -> list[WritePart]:
     """What every batch writes beside its rows, in its transaction, in order."""
-    return [MinuteCounts(), GoldLabels()]
+    return [MinuteCounts(), GoldLabels(), PostEntities(), EntityMinuteCounts(), SecondCounts()]
 
 
 def build_pipeline(
@@ -56,8 +62,10 @@ def build_pipeline(
     observers: Sequence[BatchObserver] = (),
     steps: Sequence[BatchStep] | None = None,
     parts: Sequence[WritePart] | None = None,
+    watchlist: MatcherSource | None = None,
 ) -> Pipeline:
-    """A pipeline on the broker, PostgreSQL and dead-letter topic that ``settings`` name.
+    """A pipeline on the broker, PostgreSQL and dead-letter topic that ``settings`` name,
+    matching posts against ``watchlist`` (the process's live one) when given.
 
     ``steps`` and ``parts`` replace :func:`batch_steps` and :func:`write_parts` (benchmarks
     and tests measure or try a step this way).
@@ -66,7 +74,7 @@ def build_pipeline(
         settings,
         consumer=kafka_consumer(settings),
         reader=record_reader(settings),
-        steps=batch_steps(scorer, metrics) if steps is None else steps,
+        steps=batch_steps(scorer, metrics, watchlist) if steps is None else steps,
         sink=PostgresSink(
             settings.database_url_value(),
             labels=scorer.labels,

@@ -58,7 +58,12 @@ def consume(**kwargs: Any) -> None:
             log.info("stopped before consuming", reason=str(stopped))
             return
         pipeline = build_pipeline(
-            settings, scorer=scorer, metrics=metrics, state=state, observers=runtime.observers
+            settings,
+            scorer=scorer,
+            metrics=metrics,
+            state=state,
+            observers=runtime.observers,
+            watchlist=runtime.watchlist,
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: pipeline.stop())

@@ -24,6 +24,7 @@ class Alert:
     baseline_share: float
     peak_share: float
     volume: int
+    entity: str | None = None  # the watched entity; None: the whole stream
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -35,6 +36,7 @@ class Alert:
             "baseline_share": round(self.baseline_share, 4),
             "peak_share": round(self.peak_share, 4),
             "volume": self.volume,
+            "entity": self.entity,
         }
 
 

@@ -44,8 +44,9 @@ CATALOGUE: tuple[NamedModel, ...] = (
         name="accurate",
         aliases=(),
         summary="all-mpnet-base-v2 (110M parameters) fine-tuned on the same tweets; built "
-        "offline by `sentiment-stream model build accurate`; the choice when accuracy matters "
-        "more than cost (about 6x slower)",
+        "offline by `sentiment-stream model build accurate`; meant for when accuracy matters "
+        "more than cost (about 6x slower); its recipe does not reach its 0.72 bar yet "
+        "(docs/model.md)",
         shipped=False,
     ),
 )

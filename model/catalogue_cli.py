@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -116,11 +117,14 @@ def build(
     started = time.monotonic()
     base = recipe.base(settings.models_dir / "encoders")
     out = out or entry.folder(settings.models_dir)
+    # Built beside its place and moved in only once it passes the recipe's bar, so a failed
+    # build never replaces a working model (the candidate stays for inspection).
+    candidate = out.with_name(out.name + ".candidate")
     ctx.invoke(
         train,
         base=str(base),
         data_dir=data_dir,
-        out=out,
+        out=candidate,
         train_split=TRAIN_SPLITS,
         eval_split=EVAL_SPLITS,
         seed=seed,
@@ -132,6 +136,8 @@ def build(
         min_macro_recall=recipe.min_macro_recall,
         **recipe.train,
     )
+    shutil.rmtree(out, ignore_errors=True)
+    candidate.rename(out)
     minutes = (time.monotonic() - started) / 60
     click.echo(f"built {name} in {out} in {minutes:.0f} minutes")
 

@@ -37,6 +37,7 @@ def alert_record(alert: SpikeAlert, model_version: str) -> dict[str, Any]:
     return {
         "id": str(alert.alert_id),
         "kind": str(alert.kind),
+        "entity": alert.entity,
         "status": "firing" if alert.firing else "resolved",
         "detected_at": alert.detected_at.isoformat(),
         "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,

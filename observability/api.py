@@ -1,4 +1,4 @@
-"""The HTTP API (FastAPI): /predict, /stats, /model, /health, /ready and /metrics.
+"""The HTTP API (FastAPI): /predict, /stats, /model, /health, /ready, /metrics and /watch.
 
 :func:`create_app` takes everything it serves as arguments, so tests build it with a fake scorer
 and no pipeline, and the consumer builds it with the live scorer, state and registry.
@@ -7,26 +7,32 @@ and no pipeline, and the consumer builds it with the live scorer, state and regi
 # No ``from __future__ import annotations``: FastAPI must resolve the annotation of the
 # ``/predict`` body, a class made per app in ``create_app``, which a string could not name.
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
 import structlog
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictStr, field_validator
+from starlette.routing import compile_path
 
+from observability.admin import ErrorResponse, admin_guard
 from observability.label_stats import LabelDistribution, OnlineLabelStats
 from observability.metrics import PipelineMetrics
+from observability.watch_api import watch_router
 from observability.window_counts import WINDOW_PATTERN, WindowCounts, parse_window
 from stream_core import __version__
-from stream_core.contract import MAX_TEXT_CHARS
+from stream_core.contract import MAX_TEXT_CHARS, NOT_BLANK_PATTERN
 from stream_core.events import PipelineState
+from watchlist.matcher import Matcher
+from watchlist.rules import NAME_PATTERN
+from watchlist.store import WatchStore
 
 log = structlog.get_logger(__name__)
 
@@ -58,14 +64,6 @@ class Scorer(Protocol):
     @property
     def folder(self) -> Path | None: ...
     def predict(self, text: str) -> Prediction: ...
-
-
-# At least one character that is not whitespace, with whitespace spelled out as exactly what
-# ``str.strip`` removes (and the scorer refuses): ``\S`` would not do, since JSON Schema
-# validators and clients read it the ECMAScript way, where U+001C-U+001F are not whitespace.
-NOT_BLANK_PATTERN = (
-    r"[^\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-)
 
 
 class PredictRequestRules(BaseModel):
@@ -113,6 +111,9 @@ class WindowStats(Distribution):
 
 class StatsResponse(BaseModel):
     model_version: str
+    entity: str | None = Field(
+        description="The watched entity `window` counts the posts of (null: the whole stream)."
+    )
     offline_metrics: dict[str, Any] | None = Field(
         description="Evaluation figures from the model's metadata (null when unknown)."
     )
@@ -125,10 +126,6 @@ class ReadyResponse(BaseModel):
     ready: bool
     checks: dict[str, bool]
     missing: list[str] = Field(description="The checks that fail (empty when ready).")
-
-
-class ErrorResponse(BaseModel):
-    detail: str
 
 
 class HealthResponse(BaseModel):
@@ -149,6 +146,24 @@ async def _validation_error_body(request: Request, error: Exception) -> JSONResp
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+async def _method_not_allowed(request: Request, error: Exception) -> Response:
+    """405 whose ``Allow`` names every method the OpenAPI document gives the path: a path
+    served by several routes (``/watch/{name}``: GET, PUT, DELETE) would otherwise name only
+    the first route's."""
+    paths: dict[str, dict[str, Any]] = request.app.openapi()["paths"]
+    allowed = sorted(
+        {
+            method.upper()
+            for template, operations in paths.items()
+            if compile_path(template)[0].match(request.url.path)
+            for method in operations
+        }
+    )
+    return JSONResponse(
+        {"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": ", ".join(allowed)}
+    )
+
+
 def create_app(
     scorer: Scorer,
     state: PipelineState,
@@ -157,8 +172,13 @@ def create_app(
     window_counts: WindowCounts,
     *,
     max_text_chars: int = MAX_TEXT_CHARS,
+    watch_store: WatchStore | None = None,
+    live_matcher: Callable[[], Matcher] = lambda: Matcher(()),
+    admin_token: SecretStr | None = None,
 ) -> FastAPI:
-    """The API over one scorer, pipeline state, metrics registry and statistics sources."""
+    """The API over one scorer, pipeline state, metrics registry and statistics sources;
+    ``/watch`` over ``watch_store`` (when given) and ``live_matcher`` (the process's current
+    watchlist), its changes guarded by ``admin_token``."""
     started_at = datetime.now(UTC)
     app = FastAPI(
         title="sentiment-stream",
@@ -166,6 +186,9 @@ def create_app(
         description="Sentiment of a Kafka stream of posts: scoring, statistics and metrics.",
     )
     app.add_exception_handler(RequestValidationError, _validation_error_body)
+    app.add_exception_handler(405, _method_not_allowed)
+    if watch_store is not None:
+        app.include_router(watch_router(watch_store, live_matcher, admin_guard(admin_token)))
 
     class PredictRequest(PredictRequestRules):
         text: StrictStr = Field(
@@ -248,7 +271,11 @@ def create_app(
             model_version=scorer.version,
         )
 
-    @app.get("/stats", summary="Offline reference metrics and the online label mix")
+    @app.get(
+        "/stats",
+        summary="Offline reference metrics and the online label mix",
+        responses={404: {"model": ErrorResponse, "description": "`entity` is not watched"}},
+    )
     async def stats(
         window: Annotated[
             str,
@@ -258,17 +285,27 @@ def create_app(
                 json_schema_extra={"pattern": WINDOW_PATTERN},
             ),
         ] = "1h",
+        entity: Annotated[
+            str | None,
+            Query(
+                description="A watched entity: `window` then counts only the posts naming it.",
+                pattern=NAME_PATTERN,
+            ),
+        ] = None,
     ) -> StatsResponse:
         try:
             span = parse_window(window)
         except ValueError as error:
             raise _validation_error(("query", "window"), str(error)) from error
+        if entity is not None and entity not in live_matcher().names:
+            raise HTTPException(404, f"{entity} is not watched (see GET /watch)")
         online = label_stats.distribution()
         accuracy = label_stats.accuracy()
-        window_stats, window_error = await _window_stats(window, span)
+        window_stats, window_error = await _window_stats(window, span, entity)
         offline = scorer.metadata.metrics
         return StatsResponse(
             model_version=scorer.version,
+            entity=entity,
             offline_metrics=dict(offline) if offline is not None else None,
             online=OnlineStats(
                 **asdict(online),
@@ -280,9 +317,11 @@ def create_app(
             window_error=window_error,
         )
 
-    async def _window_stats(window: str, span: timedelta) -> tuple[WindowStats | None, str | None]:
+    async def _window_stats(
+        window: str, span: timedelta, entity: str | None
+    ) -> tuple[WindowStats | None, str | None]:
         try:
-            found = await run_in_threadpool(window_counts, span)
+            found = await run_in_threadpool(window_counts, span, entity)
         except Exception as error:  # a dashboard call must not fail because the DB does
             log.warning("window statistics unavailable", error=str(error))
             return None, f"database unavailable: {type(error).__name__}"

@@ -91,18 +91,48 @@ class PipelineMetrics:
         )
         self.negative_share = Gauge(
             "sentiment_negative_share",
-            "Share of negative posts over the detector's sliding window (0..1).",
+            "Fleet-wide negative share over the detector's window (0..1; NaN off the leader).",
             registry=r,
         )
         self.alerts = Counter(
             "sentiment_alerts_total",
-            "Negative-sentiment spike alerts raised.",
-            ["kind"],
+            "Spike alerts raised by this replica's fleet-wide detector (scope: stream, entity).",
+            ["kind", "scope"],
             registry=r,
         )
         self.alert_active = Gauge(
             "sentiment_alert_active",
-            "1 while a negative-sentiment spike alert is active, else 0.",
+            "1 while a fleet-wide negative spike alert on the whole stream is active, else 0.",
+            registry=r,
+        )
+        self.detector_leader = Gauge(
+            "sentiment_detector_leader",
+            "1 on the one replica running fleet-wide spike detection, else 0.",
+            registry=r,
+        )
+        # Per watched entity: only the entities marked metrics: true, at most
+        # SENTIMENT_WATCH_METRICS_MAX of them, so the label stays bounded.
+        self.entity_posts = Counter(
+            "sentiment_entity_posts_total",
+            "Posts naming a watched entity, committed by this replica, by predicted label.",
+            ["entity", "label"],
+            registry=r,
+        )
+        self.entity_negative_share = Gauge(
+            "sentiment_entity_negative_share",
+            "Fleet-wide negative share of a watched entity over the detector's window.",
+            ["entity"],
+            registry=r,
+        )
+        self.entity_alert_active = Gauge(
+            "sentiment_entity_alert_active",
+            "1 while a negative spike alert on a watched entity is active, else 0.",
+            ["entity"],
+            registry=r,
+        )
+        self.watchlist_entities = Gauge(
+            "sentiment_watchlist_entities",
+            "Entities in this replica's watchlist.",
             registry=r,
         )
         self.model_info = Info(

@@ -1,54 +1,52 @@
-"""Everything the consumer process runs beside the pipeline: the HTTP API and batch observers.
+"""Everything the consumer process runs beside the pipeline: the HTTP API, the batch observers,
+the live watchlist and the fleet-wide spike detector (which runs on one elected replica).
 
 The `consume` command calls :func:`start` once the scorer is loaded and before the pipeline
-runs, hands ``runtime.observers`` to the pipeline, and calls ``runtime.close()`` on exit.
+runs, hands ``runtime.observers`` and ``runtime.watchlist`` to the pipeline, and calls
+``runtime.close()`` on exit.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import click
+import psycopg
 import structlog
 from confluent_kafka import Producer
 
 from observability.alert_sink import AlertSink
 from observability.api import Scorer, create_app
+from observability.entity_metrics import EntityPostCounts, MetricEntities
+from observability.fleet_spikes import PRUNE_EVERY_S, ROLE, FleetSpikes
 from observability.http_server import HttpServer
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
 from observability.settings import ObservabilitySettings
-from observability.spike import SpikeDetector
-from observability.spike_observer import SpikeObserver
+from storage import watch_entities
+from storage.coordination import ChangeListener, ElectedJobs
 from storage.rollups import PostgresWindowCounts
 from stream_core.events import BatchObserver, PipelineState
 from stream_core.kafka import RELIABLE_PRODUCER
+from watchlist.live import LiveWatchlist
+from watchlist.store import WatchStore
 
 log = structlog.get_logger(__name__)
-
-TICK_S = 1.0  # how often the detector re-judges its window when no batch arrives
 
 
 @dataclass
 class ObservabilityRuntime:
-    """The running HTTP server and observers; ``close`` stops them."""
+    """The running HTTP server, observers and background roles; ``close`` stops them."""
 
     observers: Sequence[BatchObserver] = field(default_factory=tuple)
     label_stats: OnlineLabelStats | None = None
-    spike_observer: SpikeObserver | None = None
+    watchlist: LiveWatchlist | None = None
+    fleet_spikes: FleetSpikes | None = None
+    elected: ElectedJobs | None = None
+    listener: ChangeListener | None = None
     http: HttpServer | None = None
     alert_sink: AlertSink | None = None
-    _stop_ticks: threading.Event = field(default_factory=threading.Event, init=False)
-    _ticker: threading.Thread | None = field(default=None, init=False)
-
-    def __post_init__(self) -> None:
-        if self.spike_observer is not None:
-            self._ticker = threading.Thread(
-                target=self._tick_forever, name="spike-tick", daemon=True
-            )
-            self._ticker.start()
 
     @property
     def http_port(self) -> int | None:
@@ -56,24 +54,17 @@ class ObservabilityRuntime:
         return self.http.port if self.http is not None else None
 
     def close(self) -> None:
-        """Stop the HTTP server and flush the observers."""
-        self._stop_ticks.set()
-        if self._ticker is not None:
-            self._ticker.join(TICK_S * 2)
+        """Stop the HTTP server and the background roles, and flush the alerts."""
         if self.http is not None:
             self.http.stop()
+        if self.elected is not None:
+            self.elected.stop()  # hands the detector role to another replica at once
+        if self.listener is not None:
+            self.listener.stop()
+        if self.watchlist is not None:
+            self.watchlist.close()
         if self.alert_sink is not None:
             self.alert_sink.close()
-
-    def _tick_forever(self) -> None:
-        assert self.spike_observer is not None
-        while not self._stop_ticks.wait(TICK_S):
-            try:
-                self.spike_observer.tick()
-            except Exception:
-                # Logged, and the next tick comes: a dead ticker would leave an alert firing
-                # forever once the stream stops.
-                log.exception("spike detector tick failed")
 
 
 def start(
@@ -84,38 +75,67 @@ def start(
     *,
     alert_producer: Producer | None = None,
 ) -> ObservabilityRuntime:
-    """Start the HTTP API on ``settings.http_port`` and build the batch observers.
+    """Start the HTTP API on ``settings.http_port``, the watchlist listener and the candidacy
+    for the detector role, and build the batch observers.
 
     Alerts go to the alerts topic through ``alert_producer``, or a producer made from the
     settings when ``settings.alerts_topic`` is set.
     """
+    database_url = settings.database_url_value()
     metrics.model_info.info({"version": scorer.version, "labels": ",".join(scorer.labels)})
     if settings.alerts_topic and alert_producer is None:
         alert_producer = Producer(
             settings.producer_kafka_config(**RELIABLE_PRODUCER, **{"linger.ms": 0})
         )
     sink = AlertSink(
-        settings.database_url_value(),
-        scorer.version,
-        topic=settings.alerts_topic,
-        producer=alert_producer,
+        database_url, scorer.version, topic=settings.alerts_topic, producer=alert_producer
     )
-    spike_observer = SpikeObserver(SpikeDetector(settings.detector_config()), metrics, sink.submit)
+    watchlist = LiveWatchlist(database_url)
+    metric_entities = MetricEntities(metrics, settings.watch_metrics_max)
+    watchlist.on_change(metric_entities.update)
+    fleet_spikes = FleetSpikes(
+        settings.detector_config(),
+        settings.entity_detector_config(),
+        metrics,
+        sink.submit,
+        watched=lambda: watchlist.matcher.names,
+        metric_entities=metric_entities,
+        history_s=settings.alert_history_s,
+    )
+    elected = ElectedJobs(
+        database_url, ROLE, on_elected=fleet_spikes.elected, on_deposed=fleet_spikes.deposed
+    )
+    elected.add("spike-detection", settings.alert_tick_s, fleet_spikes.run)
+    elected.add("prune-second-counts", PRUNE_EVERY_S, fleet_spikes.prune)
+    listener = ChangeListener(database_url, poll_s=settings.watch_poll_s)
+    listener.subscribe(watch_entities.CHANNEL, watchlist.refresh)
     label_stats = OnlineLabelStats(scorer.labels)
     runtime = ObservabilityRuntime(
-        observers=(label_stats, spike_observer),
+        observers=(label_stats, EntityPostCounts(metrics, metric_entities)),
         label_stats=label_stats,
-        spike_observer=spike_observer,
+        watchlist=watchlist,
+        fleet_spikes=fleet_spikes,
+        elected=elected,
+        listener=listener,
         alert_sink=sink,
     )
+    try:
+        watchlist.refresh()  # the first batches are matched against the list as it is
+    except psycopg.Error as error:
+        log.warning("watchlist not loaded yet; retrying in the background", error=str(error))
+    listener.start()
+    elected.start()
     if settings.http_port:
         app = create_app(
             scorer,
             state,
             metrics,
             label_stats,
-            PostgresWindowCounts(settings.database_url_value()),
+            PostgresWindowCounts(database_url),
             max_text_chars=settings.max_text_chars,
+            watch_store=WatchStore(database_url),
+            live_matcher=lambda: watchlist.matcher,
+            admin_token=settings.admin_token,
         )
         try:
             runtime.http = HttpServer(app, settings.http_host, settings.http_port)

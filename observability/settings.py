@@ -3,14 +3,15 @@ spike detector, and what ``observability.runtime.start`` needs in all."""
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from observability.spike import DetectorConfig
 from storage.settings import DatabaseSettings
 from stream_core.settings import ContractSettings, KafkaSettings, SettingsSection
+from watchlist.settings import WatchlistSettings
 
 DEFAULT = DetectorConfig()  # the detector's defaults, written once (observability/spike.py)
 
@@ -18,10 +19,15 @@ DEFAULT = DetectorConfig()  # the detector's defaults, written once (observabili
 class ApiSettings(SettingsSection):
     http_host: str = Field("0.0.0.0", description="Address the HTTP API listens on.")  # noqa: S104
     http_port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP API (0: none).")
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token that state-changing HTTP endpoints require (unset: read-only).",
+    )
 
 
 class DetectorSettings(SettingsSection):
-    """The negative-spike detector; observability/spike.py explains how these interact.
+    """The negative-spike detectors; observability/spike.py explains how these interact, and
+    observability/fleet_spikes.py how one elected replica runs them for the whole fleet.
 
     ``alert_<name>`` is the detector's ``<name>`` (:meth:`detector_config`); each setting's
     help is the line under it.
@@ -47,6 +53,14 @@ class DetectorSettings(SettingsSection):
     """An alert clears once the excess falls below this."""
     alert_cooldown_s: float = Field(DEFAULT.cooldown_s, ge=0)
     """Quiet time after an alert clears before another can fire."""
+    alert_tick_s: float = Field(1.0, gt=0, le=60)
+    """How often the elected detector reads the fleet's counts and judges, in seconds."""
+    alert_history_s: float = Field(900.0, ge=60)
+    """Seconds of per-second counts kept; a newly elected detector replays them."""
+    watch_alert_min_volume: int = Field(DEFAULT.min_volume, ge=1)
+    """Fewest posts naming a watched entity in the window for its share to be judged."""
+    watch_alert_baseline_min_volume: int = Field(DEFAULT.baseline_min_volume, ge=1)
+    """Posts naming a watched entity that its baseline needs before it can alert."""
 
     @model_validator(mode="after")
     def _hysteresis(self) -> DetectorSettings:
@@ -59,8 +73,22 @@ class DetectorSettings(SettingsSection):
             **{f.name: getattr(self, f"alert_{f.name}") for f in fields(DetectorConfig)}
         )
 
+    def entity_detector_config(self) -> DetectorConfig:
+        """Each watched entity's detector: the stream's thresholds, its own volume minimums."""
+        return replace(
+            self.detector_config(),
+            min_volume=self.watch_alert_min_volume,
+            baseline_min_volume=self.watch_alert_baseline_min_volume,
+        )
+
 
 class ObservabilitySettings(
-    ApiSettings, DetectorSettings, DatabaseSettings, KafkaSettings, ContractSettings
+    ApiSettings,
+    DetectorSettings,
+    WatchlistSettings,
+    DatabaseSettings,
+    KafkaSettings,
+    ContractSettings,
 ):
-    """What ``observability.runtime.start`` reads: the API, the detector, where alerts go."""
+    """What ``observability.runtime.start`` reads: the API, the detectors, where alerts go, the
+    watchlist."""

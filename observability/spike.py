@@ -92,6 +92,7 @@ class SpikeAlert:
     dispersion: float
     peak_share: float
     resolved_at: datetime | None = None
+    entity: str | None = None  # the watched entity it is about; None: the whole stream
 
     @property
     def firing(self) -> bool:
@@ -166,6 +167,12 @@ class SpikeDetector:
     def active(self) -> SpikeAlert | None:
         """The alert that is firing now, if any."""
         return self._active
+
+    def adopt(self, alert_id: uuid.UUID) -> None:
+        """Carry on the active alert under ``alert_id``: the one an earlier detector opened
+        for the same spike (a new elected detector takes over an open alert)."""
+        if self._active is not None:
+            self._active = replace(self._active, alert_id=alert_id)
 
     def observe(self, at: datetime, negative: int, total: int) -> list[SpikeAlert]:
         """Count ``total`` posts (``negative`` of them negative) at ``at``; judge the window."""

@@ -75,6 +75,7 @@ def parse_window(text: str) -> timedelta:
 
 
 class WindowCounts(Protocol):
-    """Counts per label over the last ``window`` (raises on database trouble)."""
+    """Counts per label over the last ``window``, of the whole stream or of the posts naming
+    ``entity`` (raises on database trouble)."""
 
-    def __call__(self, window: timedelta) -> LabelCounts: ...
+    def __call__(self, window: timedelta, entity: str | None = None) -> LabelCounts: ...

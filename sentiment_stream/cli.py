@@ -14,6 +14,7 @@ from model.cli import model
 from producer_sim.cli import simulate
 from storage.cli import db
 from stream_core import __version__
+from watchlist.cli import watch
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -22,5 +23,5 @@ def main() -> None:
     """Score a Kafka stream of posts for sentiment and store the results in PostgreSQL."""
 
 
-for command in (consume, db, model, simulate, demo, stack):
+for command in (consume, db, model, simulate, demo, stack, watch):
     main.add_command(command)

@@ -1,9 +1,11 @@
-"""``sentiment_minute_counts``: exact label counts per UTC minute, the table dashboards read.
+"""Exact label counts per UTC minute, the tables dashboards read: ``sentiment_minute_counts``
+for the whole stream and ``sentiment_entity_minute_counts`` per watched entity.
 
-:class:`MinuteCounts` is the write part that keeps it: in each batch's transaction it adds the
-rows that transaction really inserted, so a replay adds nothing. A post counts in the minute it
-was created, else in the minute of its Kafka timestamp, else in the minute it was stored. The
-API and the demo read it through the functions at the end.
+:class:`MinuteCounts` and :class:`EntityMinuteCounts` are the write parts that keep them: in each
+batch's transaction they add the rows that transaction really inserted, so a replay adds
+nothing. A post counts in the minute it was created, else in the minute of its Kafka timestamp,
+else in the minute it was stored. The API and the demo read them through the functions at the
+end.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ SELECT minute, label, count
 FROM unnest(%s::timestamptz[], %s::text[], %s::bigint[]) AS batch(minute, label, count)
 ORDER BY minute, label
 ON CONFLICT (minute, label) DO UPDATE SET count = counts.count + EXCLUDED.count
+"""
+ADD_ENTITY_COUNTS = """
+INSERT INTO sentiment_entity_minute_counts AS counts (entity, minute, label, count)
+SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::bigint[]) AS batch
+ORDER BY 1, 2, 3
+ON CONFLICT (entity, minute, label) DO UPDATE SET count = counts.count + EXCLUDED.count
 """
 
 
@@ -48,6 +56,27 @@ class MinuteCounts:
         keys = sorted(counts)
         minutes, labels = [minute for minute, _ in keys], [label for _, label in keys]
         cursor.execute(ADD_COUNTS, (minutes, labels, [counts[key] for key in keys]))
+
+
+class EntityMinuteCounts:
+    """The :class:`~storage.sink.WritePart` that adds a batch's posts to the minutes of the
+    watched entities each one names (``ScoredPost.entities``)."""
+
+    def write(self, cursor: psycopg.Cursor[Any], inserted: InsertedRows) -> None:
+        counts = Counter(
+            (entity, minute_of(post, inserted.scored_at), post.label)
+            for post in inserted.posts
+            if post.label is not None
+            for entity in post.entities
+        )
+        if not counts:
+            return  # no post names a watched entity
+        keys = sorted(counts)
+        cursor.execute(
+            ADD_ENTITY_COUNTS,
+            ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+             [counts[k] for k in keys]),
+        )  # fmt: skip
 
 
 def minute_series(conn: psycopg.Connection[Any]) -> list[tuple[datetime, str, int]]:

@@ -34,6 +34,7 @@ from storage.urls import libpq_url
 
 REFRESH_LOCK = advisory_key("storage-rollup-refresh")
 LABEL_COUNTS = "sentiment_minute_counts"
+ENTITY_LABEL_COUNTS = "sentiment_entity_minute_counts"  # keyed by (entity, minute, label)
 
 
 class Resolution(StrEnum):
@@ -168,22 +169,29 @@ class LabelCounts:
     resolution: Resolution
 
 
-def label_counts(conn: psycopg.Connection[Any], window: timedelta) -> LabelCounts:
-    """Posts per label over the last ``window``, read at the resolution that fits it: whole
-    buckets, from the one holding ``now - window``."""
+def label_counts(
+    conn: psycopg.Connection[Any], window: timedelta, entity: str | None = None
+) -> LabelCounts:
+    """Posts per label over the last ``window`` (of the posts naming the watched ``entity``,
+    when given), read at the resolution that fits it: whole buckets, from the one holding
+    ``now - window``."""
     resolution = resolution_for(window)
     (since,) = conn.execute(
         "SELECT date_trunc(%s, now() - %s::interval, 'UTC')", (str(resolution), window)
     ).fetchone() or (None,)
     assert isinstance(since, datetime)
+    family = LABEL_COUNTS if entity is None else ENTITY_LABEL_COUNTS
+    of_entity = sql.SQL("" if entity is None else " AND entity = %(entity)s")
     rows = conn.execute(
         sql.SQL(
-            "SELECT label, sum(count)::bigint FROM {table} WHERE {bucket} >= %s GROUP BY label"
+            "SELECT label, sum(count)::bigint FROM {table} WHERE {bucket} >= %(since)s{of_entity}"
+            " GROUP BY label"
         ).format(
-            table=sql.Identifier(counts_table(LABEL_COUNTS, resolution)),
+            table=sql.Identifier(counts_table(family, resolution)),
             bucket=sql.Identifier(resolution),
+            of_entity=of_entity,
         ),
-        (since,),
+        {"since": since, "entity": entity},
     ).fetchall()
     return LabelCounts({str(label): int(count) for label, count in rows}, since, resolution)
 
@@ -196,10 +204,10 @@ class PostgresWindowCounts:
         self._dsn = libpq_url(database_url)
         self._timeout_s = timeout_s
 
-    def __call__(self, window: timedelta) -> LabelCounts:
+    def __call__(self, window: timedelta, entity: str | None = None) -> LabelCounts:
         with psycopg.connect(
             self._dsn,
             connect_timeout=self._timeout_s,
             options=f"-c statement_timeout={self._timeout_s * 1000}",
         ) as conn:
-            return label_counts(conn, window)
+            return label_counts(conn, window, entity)

@@ -13,6 +13,15 @@ LABELS: Final = ("negative", "neutral", "positive")
 # The longest text we accept, in characters, on the stream and on POST /predict.
 MAX_TEXT_CHARS: Final = 10_000
 
+# Whitespace spelled out as exactly what ``str.strip`` and ``str.split`` treat as such, for
+# patterns the OpenAPI document publishes: ``\s`` would not do, since JSON Schema validators and
+# clients read it the ECMAScript way, where U+001C-U+001F are not whitespace.
+WHITESPACE: Final = (
+    r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+# At least one character that is not whitespace (in Python and in JSON Schema alike).
+NOT_BLANK_PATTERN: Final = f"[^{WHITESPACE}]"
+
 # Header the simulator puts the TweetEval gold label in, so online accuracy can be measured.
 GOLD_LABEL_HEADER: Final = "x-gold-label"
 

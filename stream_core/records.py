@@ -130,6 +130,8 @@ class ScoredPost:
     label: str | None = None
     probabilities: tuple[float, ...] = ()  # in the model's label order
     model_version: str | None = None  # the model that scored this very post
+    # Filled by the watchlist's match step: names of the watched entities the post names.
+    entities: tuple[str, ...] = ()
 
     @classmethod
     def unscored(cls, record: SourceRecord, post: Post) -> ScoredPost:

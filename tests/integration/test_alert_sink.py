@@ -113,10 +113,30 @@ def test_a_refused_topic_copy_still_stores_every_alert(database_url: str) -> Non
     producer = cast(Producer, RefusingProducer())
     sink = AlertSink(database_url, "model-v1", topic="alerts", producer=producer)
     sink.submit(an_alert())
-    sink.submit(an_alert())
+    sink.submit(replace(an_alert(), entity="acme"))
     sink.close()
     assert sink.written == 2
     assert len(alert_rows(database_url)) == 2
+
+
+def test_one_open_alert_per_kind_and_scope_whoever_writes_it(database_url: str) -> None:
+    """Two detectors racing (a takeover) cannot open a second row for one spike; a new alert
+    opens once the last one for that scope is resolved, and other scopes are independent."""
+    upgrade(database_url)
+    sink = AlertSink(database_url, "model-v1")
+    first, rival, acme = an_alert(), an_alert(), replace(an_alert(), entity="acme")
+    later = replace(an_alert(), detected_at=T0 + timedelta(minutes=5))
+    for alert in (first, rival, acme, replace(first, resolved_at=T0 + timedelta(seconds=30))):
+        sink.submit(alert)
+    sink.submit(later)
+    sink.close()
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        rows = conn.execute("SELECT id, entity, resolved_at IS NULL FROM sentiment_alerts")
+        assert set(rows.fetchall()) == {
+            (first.alert_id, None, False),
+            (acme.alert_id, "acme", True),
+            (later.alert_id, None, True),
+        }
 
 
 def test_submit_never_blocks_and_close_gives_up_by_its_deadline(database_url: str) -> None:

@@ -1,14 +1,15 @@
 """The published OpenAPI document against the real API, with a property-based fuzzer.
 
 Schemathesis reads ``/openapi.json`` from the app the consumer serves (``create_app`` with the
-committed default model, a real PostgreSQL behind ``/stats``) and sends requests generated from
-it, valid and invalid ones. Every check it has must hold: no 5xx, every schema-valid request
-accepted, every invalid one rejected with a 4xx, every status code, content type and body as
-documented.
+committed default model, a real PostgreSQL behind ``/stats`` and ``/watch``) and sends requests
+generated from it, valid and invalid ones. Every check it has must hold: no 5xx, every
+schema-valid request accepted, every invalid one rejected with a 4xx, every status code, content
+type and body as documented.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,8 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from model.scorer import Scorer
 from model.settings import DEFAULT_MODEL_DIR
@@ -27,16 +30,37 @@ from storage import migrate
 from storage.rollups import PostgresWindowCounts
 from stream_core.events import PipelineState
 from tests.fixtures.services import fresh_database
+from watchlist.matcher import Matcher
+from watchlist.rules import PYTHON_REGEX_FORMAT, RULE_PATTERN, compile_regex
+from watchlist.store import WatchStore
 
 OPERATIONS = {
     "GET /health", "GET /ready", "GET /model", "GET /metrics", "POST /predict", "GET /stats",
+    "GET /watch", "GET /watch/{name}", "PUT /watch/{name}", "DELETE /watch/{name}",
+    "POST /match",
 }  # fmt: skip
+ADMIN_TOKEN = "fuzz-admin-token"
+
+
+def _compiles(pattern: str) -> bool:
+    try:
+        compile_regex(pattern)
+    except ValueError:
+        return False
+    return bool(re.search(RULE_PATTERN, pattern))
+
+
+# What the watchlist's own string format means: any text Python's re compiles.
+schemathesis.openapi.format(PYTHON_REGEX_FORMAT, st.text(min_size=1, max_size=40).filter(_compiles))
 
 # schemathesis.toml, as a dict: every check, valid and invalid requests (the default), a fixed
-# seed so a failure reproduces, and the one documented 5xx (/ready's 503: not ready yet).
+# seed so a failure reproduces, the admin token for the operations that state they need it
+# (the fuzzer also checks they refuse a request without it), and the one documented 5xx
+# (/ready's 503: not ready yet).
 FUZZ_CONFIG = schemathesis.config.SchemathesisConfig.from_dict(
     {
         "generation": {"max-examples": 150, "deterministic": True},
+        "auth": {"openapi": {"HTTPBearer": {"bearer": ADMIN_TOKEN}}},
         "operations": [
             {
                 "include-name": "GET /ready",
@@ -63,12 +87,16 @@ def stats_database(postgres_server_url: str) -> Iterator[str]:
 @pytest.fixture
 def real_app(default_scorer: Scorer, stats_database: str) -> FastAPI:
     state = PipelineState(model_loaded=True, database_ok=True)
+    store = WatchStore(stats_database)
     return create_app(
         default_scorer,
         state,
         PipelineMetrics(),
         OnlineLabelStats(default_scorer.labels),
         PostgresWindowCounts(stats_database),
+        watch_store=store,
+        live_matcher=lambda: Matcher(store.list()),
+        admin_token=SecretStr(ADMIN_TOKEN),
     )
 
 
@@ -96,7 +124,8 @@ def requests_sent() -> Iterator[Counter[str]]:
     print(f"\nfuzzed {sum(sent.values())} requests: {dict(sent)}")
     assert set(sent) == OPERATIONS
     # An operation with an input gets valid and invalid cases; one without gets a few.
-    assert all(sent[label] >= 20 for label in ("POST /predict", "GET /stats")), sent
+    with_input = ("POST /predict", "GET /stats", "PUT /watch/{name}", "POST /match")
+    assert all(sent[label] >= 20 for label in with_input), sent
 
 
 @pytest.mark.integration

@@ -122,6 +122,7 @@ def test_a_new_family_is_one_line_and_starts_from_its_counts_so_far(
         " ON CONFLICT (minute, lang, label) DO UPDATE SET count = language_minute_counts.count + 2"
     )
     conn.execute(add, (START, "en"))
+    before = [f.minute_table for f in rollups.families(conn)]  # the other features' families
     engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
     with engine.begin() as connection, Operations.context(MigrationContext.configure(connection)):
         add_rollups("language_minute_counts")  # the one line, in the family's migration
@@ -145,7 +146,7 @@ def test_a_new_family_is_one_line_and_starts_from_its_counts_so_far(
         drop_rollups("language_minute_counts")
         op.drop_table("language_minute_counts")
     engine.dispose()
-    assert [f.minute_table for f in rollups.families(conn)] == ["sentiment_minute_counts"]
+    assert [f.minute_table for f in rollups.families(conn)] == before
 
 
 def test_the_upgrade_rolls_up_the_counts_already_there(database_url: str) -> None:
@@ -199,7 +200,7 @@ def test_aggregates_past_their_retention_are_deleted(
         )
     rollups.refresh(conn, HORIZON)
     deleted = rollups.expire(conn, datetime(2025, 3, 2, tzinfo=UTC))
-    assert deleted == {
+    assert {table: rows for table, rows in deleted.items() if rows} == {
         "sentiment_minute_counts": 1,
         "sentiment_hour_counts": 1,
         "sentiment_day_counts": 1,

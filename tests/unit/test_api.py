@@ -11,13 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from observability.api import NOT_BLANK_PATTERN, create_app
 from observability.api import Scorer as ApiScorer
+from observability.api import create_app
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
 from observability.window_counts import WINDOW_PATTERN, integer_range_pattern, parse_window
 from storage.rollups import LabelCounts, resolution_for
-from stream_core.contract import LABELS, MAX_TEXT_CHARS
+from stream_core.contract import LABELS, MAX_TEXT_CHARS, NOT_BLANK_PATTERN
 from stream_core.events import PipelineState
 from tests.fixtures.fakes import FakeMetadata, FakeScorer, committed
 
@@ -32,9 +32,11 @@ class FakeWindowCounts:
         self.counts = counts or {}
         self.fail = fail
         self.windows: list[timedelta] = []
+        self.entities: list[str | None] = []
 
-    def __call__(self, window: timedelta) -> LabelCounts:
+    def __call__(self, window: timedelta, entity: str | None = None) -> LabelCounts:
         self.windows.append(window)
+        self.entities.append(entity)
         if self.fail:
             raise ConnectionError("no route to database")
         return LabelCounts(self.counts, SINCE, resolution_for(window))
@@ -256,8 +258,9 @@ def test_openapi_states_the_rules_the_api_enforces() -> None:
     text = schemas["PredictRequest"]["properties"]["text"]
     assert (text["maxLength"], text["pattern"], text["type"]) == (280, NOT_BLANK_PATTERN, "string")
     assert schemas["PredictRequest"]["additionalProperties"] is False
-    (window,) = document["paths"]["/stats"]["get"]["parameters"]
+    window, entity = document["paths"]["/stats"]["get"]["parameters"]
     assert window["schema"]["pattern"] == WINDOW_PATTERN
+    assert entity["name"] == "entity" and not entity["required"]
     assert {"200", "503"} <= set(document["paths"]["/ready"]["get"]["responses"])
     for path, method in (("/predict", "post"), ("/stats", "get")):
         assert "422" in document["paths"][path][method]["responses"]
