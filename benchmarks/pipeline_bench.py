@@ -8,7 +8,9 @@ In one run, on the same tweets and the same model, it prints:
 3. the pipeline's sustained throughput on a backlog, and its ratio to (2) (target >= 0.9);
    (the bare scorer is measured just before and just after the pipeline; their mean counts);
 4. end-to-end latency (post created -> row committed), p50 and p99, with the tweets produced
-   at half the pipeline's throughput.
+   at half the pipeline's throughput;
+5. the CPU and the instruction sets ONNX Runtime's int8 kernels use (compare figures only
+   between runs that print the same).
 
 The last line is JSON. The broker and PostgreSQL are the embedded ones unless given::
 
@@ -235,6 +237,27 @@ def percentile(values: Sequence[float], q: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
 
 
+# The instruction sets ONNX Runtime's int8 kernels use: figures from machines that differ here
+# are not comparable, so every figure is printed beside them.
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu() -> str:
+    """The CPU's model name and which of ``CPU_FLAGS`` it has (Linux; "unknown" elsewhere)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    fields = {
+        key.strip(): value.strip() for key, _, value in (line.partition(":") for line in lines)
+    }
+    flags = set(fields.get("flags", "").split())
+    found = " ".join(flag for flag in CPU_FLAGS if flag in flags) or "none of " + ", ".join(
+        CPU_FLAGS
+    )
+    return f"{fields.get('model name', 'unknown')}; {found}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
@@ -276,6 +299,7 @@ def main() -> None:
             f"{scorer.version}, {len(texts)} tweets)"
         )
         print(f"pipeline: {sustained:,.1f} tweets/s sustained = {sustained / bare:.1%} of bare")
+        print(f"cpu: {cpu()}")
 
         rate = sustained / 2
         paced = [tweets[i % len(tweets)] for i in range(int(rate * args.latency_seconds))]
@@ -297,6 +321,7 @@ def main() -> None:
         json.dumps(
             {
                 "model": scorer.version,
+                "cpu": cpu(),
                 "tweets": len(texts),
                 "batch_size": args.batch_size,
                 "batch_wait_ms": args.batch_wait_ms,

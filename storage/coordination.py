@@ -68,7 +68,31 @@ class _Scheduled:
     due: float = field(default=0.0)
 
 
-class ElectedJobs:
+class _BackgroundWorker:
+    """A daemon thread running ``_run`` until ``stop``; configured before ``start``."""
+
+    def __init__(self, thread_name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask the thread to finish, and wait for it (at most ``timeout_s``)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _check_not_started(self, what: str) -> None:
+        if self._thread.is_alive():
+            raise RuntimeError(f"{what} before start()")
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class ElectedJobs(_BackgroundWorker):
     """Runs its jobs in a background thread, only while this replica holds the fleet's lock.
 
     ``lock_name`` names the fleet-wide role ("spike-detector", "db-maintenance"): replicas that
@@ -85,6 +109,7 @@ class ElectedJobs:
         on_elected: Callback | None = None,
         on_deposed: Callback | None = None,
     ) -> None:
+        super().__init__(f"elected-{lock_name}")
         self._url = database_url
         self._lock_name = lock_name
         self._key = advisory_key(lock_name)
@@ -94,8 +119,6 @@ class ElectedJobs:
         self._jobs: list[_Scheduled] = []
         self._conn: psycopg.Connection[Any] | None = None
         self._leader = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"elected-{lock_name}", daemon=True)
 
     @property
     def is_leader(self) -> bool:
@@ -106,18 +129,8 @@ class ElectedJobs:
 
     def add(self, name: str, every_s: float, job: Job) -> None:
         """Run ``job(connection)`` every ``every_s`` seconds while leader (first run at once)."""
-        if self._thread.is_alive():
-            raise RuntimeError("add jobs before start()")
+        self._check_not_started("add jobs")
         self._jobs.append(_Scheduled(name, every_s, job))
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop running jobs and give the role up (closing the session releases the lock)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
 
     def _run(self) -> None:
         try:
@@ -194,7 +207,7 @@ class ElectedJobs:
                 self._on_deposed()
 
 
-class ChangeListener:
+class ChangeListener(_BackgroundWorker):
     """Calls each channel's callbacks on NOTIFY, and every ``poll_s`` whatever happens.
 
     Callbacks mean "the state may have changed: read it again"; they run in the listener's
@@ -203,24 +216,14 @@ class ChangeListener:
     """
 
     def __init__(self, database_url: str, *, poll_s: float = 5.0) -> None:
+        super().__init__("change-listener")
         self._url = database_url
         self._poll_s = poll_s
         self._callbacks: dict[str, list[Callback]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="change-listener", daemon=True)
 
     def subscribe(self, channel: str, callback: Callback) -> None:
-        if self._thread.is_alive():
-            raise RuntimeError("subscribe before start()")
+        self._check_not_started("subscribe")
         self._callbacks.setdefault(channel, []).append(callback)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
 
     def _run(self) -> None:
         while not self._stop.is_set():

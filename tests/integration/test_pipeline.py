@@ -14,20 +14,7 @@ from embedded import EmbeddedPostgres
 from model.scorer import Scorer
 from stream_core.contract import GOLD_LABEL_HEADER, DeadLetterReason, DlqHeader
 from stream_core.events import PipelineState
-from tests.fixtures.pipeline import (
-    aggregate_total,
-    committed_offsets,
-    create_topic,
-    migrated,
-    post_value,
-    produce,
-    query,
-    read_all,
-    row_count,
-    running_pipeline,
-    settings_for,
-    wait_until,
-)
+from tests.fixtures import pipeline as support
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,8 +26,8 @@ def tiny_scorer(tiny_model_dir: Path) -> Scorer:
 
 def assert_all_committed(bootstrap: str, group: str, topic: str, counts: dict[int, int]) -> None:
     # The end offset from ListOffsets is unreliable on tansu: compare with what was produced.
-    wait_until(
-        lambda: committed_offsets(bootstrap, group, topic, len(counts)) == counts,
+    support.wait_until(
+        lambda: support.committed_offsets(bootstrap, group, topic, len(counts)) == counts,
         30,
         f"committed offsets == produced counts {counts}",
     )
@@ -50,16 +37,20 @@ def test_every_message_becomes_exactly_one_row(
     kafka_bootstrap: str, database_url: str, topic: str, tiny_scorer: Scorer
 ) -> None:
     n = 300
-    create_topic(kafka_bootstrap, topic, 3)
+    support.create_topic(kafka_bootstrap, topic, 3)
     gold = [
         [(GOLD_LABEL_HEADER, ("negative", "neutral", "positive")[i % 3].encode())] for i in range(n)
     ]
-    counts = produce(
-        kafka_bootstrap, topic, [post_value(i) for i in range(n)], partitions=3, headers=gold
+    counts = support.produce(
+        kafka_bootstrap,
+        topic,
+        [support.post_value(i) for i in range(n)],
+        partitions=3,
+        headers=gold,
     )
-    settings = settings_for(kafka_bootstrap, migrated(database_url), topic)
-    with running_pipeline(settings, tiny_scorer) as running:
-        wait_until(lambda: row_count(database_url) >= n, 90, f"{n} rows")
+    settings = support.settings_for(kafka_bootstrap, support.migrated(database_url), topic)
+    with support.running_pipeline(settings, tiny_scorer) as running:
+        support.wait_until(lambda: support.row_count(database_url) >= n, 90, f"{n} rows")
         assert_all_committed(kafka_bootstrap, settings.group_id, topic, counts)
         assert running.state.running and running.state.database_ok
         assert len(running.state.assigned_partitions()) == 3
@@ -70,17 +61,17 @@ def test_every_message_becomes_exactly_one_row(
                 "sentiment_consumer_lag_messages", labels
             )
 
-        wait_until(lambda: all(lag(p) == 0 for p in range(3)), 10, "no lag left")
+        support.wait_until(lambda: all(lag(p) == 0 for p in range(3)), 10, "no lag left")
     assert not running.errors
-    assert row_count(database_url) == n
-    assert aggregate_total(database_url) == n
-    (distinct,) = query(database_url, "SELECT count(DISTINCT post_id) FROM scored_posts")
+    assert support.row_count(database_url) == n
+    assert support.aggregate_total(database_url) == n
+    (distinct,) = support.query(database_url, "SELECT count(DISTINCT post_id) FROM scored_posts")
     assert distinct == (n,)
-    gold_rows = query(
+    gold_rows = support.query(
         database_url, "SELECT count(*) FROM scored_posts WHERE gold_label IS NOT NULL"
     )
     assert gold_rows == [(n,)]
-    (version,) = query(database_url, "SELECT DISTINCT model_version FROM scored_posts")
+    (version,) = support.query(database_url, "SELECT DISTINCT model_version FROM scored_posts")
     assert version == (tiny_scorer.version,)
     # Observers saw each committed post once; metrics agree.
     assert sum(len(batch.posts) for batch in running.recorder.batches) == n
@@ -115,24 +106,26 @@ def test_poison_messages_are_dead_lettered_and_neighbours_land(
     values: list[bytes | None] = []
     reasons: dict[str, DeadLetterReason] = {}
     for i, (poison, reason) in enumerate(POISON):
-        values.append(post_value(2 * i, likes=i))  # a good neighbour, with an unknown field
+        values.append(support.post_value(2 * i, likes=i))  # a good neighbour, with an unknown field
         reasons[f"key-{len(values)}"] = reason
         values.append(poison)
-    values.append(post_value(999))
-    create_topic(kafka_bootstrap, topic, 2)
+    values.append(support.post_value(999))
+    support.create_topic(kafka_bootstrap, topic, 2)
     headers = [[("trace-id", f"t{i}".encode())] for i in range(len(values))]
-    counts = produce(kafka_bootstrap, topic, values, partitions=2, headers=headers)
-    settings = settings_for(kafka_bootstrap, migrated(database_url), topic, max_text_chars=280)
-    with running_pipeline(settings, tiny_scorer) as running:
+    counts = support.produce(kafka_bootstrap, topic, values, partitions=2, headers=headers)
+    settings = support.settings_for(
+        kafka_bootstrap, support.migrated(database_url), topic, max_text_chars=280
+    )
+    with support.running_pipeline(settings, tiny_scorer) as running:
         good = len(values) - len(POISON)
-        wait_until(lambda: row_count(database_url) >= good, 60, f"{good} good rows")
+        support.wait_until(lambda: support.row_count(database_url) >= good, 60, f"{good} good rows")
         assert_all_committed(kafka_bootstrap, settings.group_id, topic, counts)
-    assert row_count(database_url) == good
-    assert query(database_url, "SELECT count(*) FROM scored_posts WHERE extra ? 'likes'") == [
-        (len(POISON),)
-    ]
+    assert support.row_count(database_url) == good
+    assert support.query(
+        database_url, "SELECT count(*) FROM scored_posts WHERE extra ? 'likes'"
+    ) == [(len(POISON),)]
 
-    letters = read_all(kafka_bootstrap, settings.dlq_topic, len(POISON))
+    letters = support.read_all(kafka_bootstrap, settings.dlq_topic, len(POISON))
     assert len(letters) == len(POISON)
     for letter in letters:
         key = letter.key().decode()
@@ -159,14 +152,16 @@ def test_poison_messages_are_dead_lettered_and_neighbours_land(
 def test_unknown_fields_are_dead_lettered_when_rejected(
     kafka_bootstrap: str, database_url: str, topic: str, tiny_scorer: Scorer
 ) -> None:
-    create_topic(kafka_bootstrap, topic, 1)
-    values = [post_value(0), post_value(1, likes=3), post_value(2)]
-    counts = produce(kafka_bootstrap, topic, values, partitions=1)
-    settings = settings_for(kafka_bootstrap, migrated(database_url), topic, unknown_fields="reject")
-    with running_pipeline(settings, tiny_scorer):
+    support.create_topic(kafka_bootstrap, topic, 1)
+    values = [support.post_value(0), support.post_value(1, likes=3), support.post_value(2)]
+    counts = support.produce(kafka_bootstrap, topic, values, partitions=1)
+    settings = support.settings_for(
+        kafka_bootstrap, support.migrated(database_url), topic, unknown_fields="reject"
+    )
+    with support.running_pipeline(settings, tiny_scorer):
         assert_all_committed(kafka_bootstrap, settings.group_id, topic, counts)
-    assert row_count(database_url) == 2
-    (letter,) = read_all(kafka_bootstrap, settings.dlq_topic, 1)
+    assert support.row_count(database_url) == 2
+    (letter,) = support.read_all(kafka_bootstrap, settings.dlq_topic, 1)
     assert dlq_headers(letter)[DlqHeader.REASON] == DeadLetterReason.UNKNOWN_FIELD.value
     assert "likes" in dlq_headers(letter)[DlqHeader.ERROR]
 
@@ -175,26 +170,30 @@ def test_two_consumers_split_the_partitions_and_write_each_row_once(
     kafka_bootstrap: str, database_url: str, topic: str, tiny_scorer: Scorer
 ) -> None:
     n, partitions = 400, 4
-    create_topic(kafka_bootstrap, topic, partitions)
-    settings = settings_for(kafka_bootstrap, migrated(database_url), topic, batch_size=16)
+    support.create_topic(kafka_bootstrap, topic, partitions)
+    settings = support.settings_for(
+        kafka_bootstrap, support.migrated(database_url), topic, batch_size=16
+    )
     counts: dict[int, int] = {}
-    with running_pipeline(settings, tiny_scorer) as first:
-        wait_until(lambda: len(first.state.assigned_partitions()) == partitions, 30, "assignment")
+    with support.running_pipeline(settings, tiny_scorer) as first:
+        support.wait_until(
+            lambda: len(first.state.assigned_partitions()) == partitions, 30, "assignment"
+        )
         producer = threading.Thread(
             target=lambda: counts.update(
-                produce(
+                support.produce(
                     kafka_bootstrap,
                     topic,
-                    [post_value(i) for i in range(n // 2)],
+                    [support.post_value(i) for i in range(n // 2)],
                     partitions=partitions,
                     pace_s=0.01,
                 )
             )
         )
         producer.start()
-        with running_pipeline(settings, tiny_scorer) as second:
+        with support.running_pipeline(settings, tiny_scorer) as second:
             # The group rebalances mid-stream: each ends up with half of the partitions.
-            wait_until(
+            support.wait_until(
                 lambda: (
                     len(second.state.assigned_partitions()) == partitions // 2
                     and len(first.state.assigned_partitions()) == partitions // 2
@@ -204,19 +203,19 @@ def test_two_consumers_split_the_partitions_and_write_each_row_once(
             )
             producer.join(60)
             # The second half lands after the split, so both consumers surely have work.
-            more = produce(
+            more = support.produce(
                 kafka_bootstrap,
                 topic,
-                [post_value(i) for i in range(n // 2, n)],
+                [support.post_value(i) for i in range(n // 2, n)],
                 partitions=partitions,
             )
             totals = {p: counts[p] + more[p] for p in counts}
-            wait_until(lambda: row_count(database_url) >= n, 90, f"{n} rows")
+            support.wait_until(lambda: support.row_count(database_url) >= n, 90, f"{n} rows")
             assert_all_committed(kafka_bootstrap, settings.group_id, topic, totals)
             both = first.state.assigned_partitions() | second.state.assigned_partitions()
             assert len(both) == partitions
-    assert row_count(database_url) == n
-    assert aggregate_total(database_url) == n
+    assert support.row_count(database_url) == n
+    assert support.aggregate_total(database_url) == n
     assert first.recorder.batches and second.recorder.batches
     assert not first.errors and not second.errors
 
@@ -225,28 +224,33 @@ def test_postgres_stopped_and_restarted_mid_stream_loses_nothing(
     kafka_bootstrap: str, topic: str, tiny_scorer: Scorer, tmp_path: Path
 ) -> None:
     n = 300
-    create_topic(kafka_bootstrap, topic, 2)
+    support.create_topic(kafka_bootstrap, topic, 2)
     with EmbeddedPostgres(data_dir=tmp_path / "pg") as server:
-        url = migrated(server.create_database("sentiment"))
-        settings = settings_for(kafka_bootstrap, url, topic, batch_size=16)
-        counts = produce(
-            kafka_bootstrap, topic, [post_value(i) for i in range(n // 2)], partitions=2
+        url = support.migrated(server.create_database("sentiment"))
+        settings = support.settings_for(kafka_bootstrap, url, topic, batch_size=16)
+        counts = support.produce(
+            kafka_bootstrap, topic, [support.post_value(i) for i in range(n // 2)], partitions=2
         )
-        with running_pipeline(settings, tiny_scorer) as running:
-            wait_until(lambda: row_count(url) >= n // 2, 60, "the first half")
+        with support.running_pipeline(settings, tiny_scorer) as running:
+            support.wait_until(lambda: support.row_count(url) >= n // 2, 60, "the first half")
             server.stop()
-            more = produce(
-                kafka_bootstrap, topic, [post_value(i) for i in range(n // 2, n)], partitions=2
+            more = support.produce(
+                kafka_bootstrap,
+                topic,
+                [support.post_value(i) for i in range(n // 2, n)],
+                partitions=2,
             )
             state: PipelineState = running.state
-            wait_until(lambda: not state.database_ok, 30, "the pipeline to notice")
+            support.wait_until(lambda: not state.database_ok, 30, "the pipeline to notice")
             assert state.running
             server.start()
-            wait_until(lambda: row_count(url) >= n, 90, "every row after the restart")
+            support.wait_until(
+                lambda: support.row_count(url) >= n, 90, "every row after the restart"
+            )
             totals = {p: counts[p] + more[p] for p in counts}
             assert_all_committed(kafka_bootstrap, settings.group_id, topic, totals)
             assert state.database_ok
             assert running.metrics.db_write_errors._value.get() >= 1
-        assert row_count(url) == n
-        assert aggregate_total(url) == n
+        assert support.row_count(url) == n
+        assert support.aggregate_total(url) == n
         assert not running.errors
