@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ from stream_core.cli_options import load_settings, settings_options
 from stream_core.logs import configure_logging
 from stream_core.settings import KafkaSettings, LoggingSettings
 from stream_core.shutdown import stop_on_signals
+from watchlist.rules import NAME_PATTERN
 
 
 class SimulateSettings(KafkaSettings, LoggingSettings):
@@ -143,12 +145,30 @@ def load_tweets(options: Mapping[str, Any]) -> list[LabelledTweet]:
     return tweets
 
 
-def spike_from(at_s: float | None, duration_s: float | None, share: float) -> Spike | None:
+def spike_from(options: Mapping[str, Any]) -> Spike | None:
+    """The spike the ``--spike-*`` flags in ``options`` ask for, if any."""
+    at_s, duration_s, entity = (
+        options["spike_at"],
+        options["spike_duration"],
+        options["spike_entity"],
+    )
     if at_s is None and duration_s is None:
+        if entity is not None:
+            raise click.UsageError("--spike-entity needs --spike-at and --spike-duration")
         return None
     if at_s is None or duration_s is None:
         raise click.UsageError("--spike-at and --spike-duration go together")
-    return Spike(at_s, duration_s, share)
+    return Spike(at_s, duration_s, options["spike_share"], entity, options["spike_entity_share"])
+
+
+def _entity_name(_ctx: click.Context, _param: click.Parameter, name: str | None) -> str | None:
+    """A name that posts can carry as a word, a mention and a hashtag: a watched entity's."""
+    if name is not None and not re.fullmatch(NAME_PATTERN, name):
+        raise click.BadParameter(
+            f"{name!r}: lower-case letters, digits and _ . - (a watched entity's name)",
+            param_hint="--spike-entity",
+        )
+    return name
 
 
 @click.command()
@@ -177,6 +197,20 @@ def spike_from(at_s: float | None, duration_s: float | None, share: float) -> Sp
 @click.option("--spike-duration", type=click.FloatRange(min=0, min_open=True), help="Seconds.")
 @click.option(
     "--spike-share", type=SHARE, default=0.8, show_default=True, help="Negative share in a spike."
+)
+@click.option(
+    "--spike-entity",
+    metavar="NAME",
+    callback=_entity_name,
+    help="Make the spike about one entity: a share of all posts (--spike-entity-share) names "
+    "it, as NAME, @NAME or #NAME, and only those turn negative in the spike.",
+)
+@click.option(
+    "--spike-entity-share",
+    type=SHARE,
+    default=0.2,
+    show_default=True,
+    help="With --spike-entity: share of posts that name the entity, the whole run long.",
 )
 @poison_rate_option(0.0)
 @click.option("--duplicate-rate", type=SHARE, default=0.0, help="Share of re-sent posts.")
@@ -209,7 +243,7 @@ def simulate(**kwargs: Any) -> None:
         shuffle=kwargs["shuffle"],
         seed=kwargs["seed"],
         authors=kwargs["authors"],
-        spike=spike_from(kwargs["spike_at"], kwargs["spike_duration"], kwargs["spike_share"]),
+        spike=spike_from(kwargs),
         poison_rate=kwargs["poison_rate"],
         duplicate_rate=kwargs["duplicate_rate"],
         partitions=kwargs["partitions"],

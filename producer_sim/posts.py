@@ -1,7 +1,9 @@
 """Which tweet goes next, who posts it, and how it looks on the wire.
 
 Outside a spike the simulator replays the dataset in order (shuffled with ``--shuffle``);
-inside a spike it draws from per-label pools so the negative share is what was asked.
+inside a spike it draws from per-label pools so the negative share is what was asked. A spike
+about one entity (``--spike-entity``) touches only the posts rewritten to name it
+(:class:`EntityMentions`); the rest of the stream replays as usual.
 """
 
 from __future__ import annotations
@@ -25,9 +27,17 @@ class Spike:
     at_s: float
     duration_s: float
     negative_share: float
+    # A spike about one entity: a share ``entity_share`` of all posts, the whole run long, is
+    # rewritten to name it (its baseline), and only those posts are the spike's.
+    entity: str | None = None
+    entity_share: float = 0.2
 
     def active(self, elapsed_s: float) -> bool:
         return self.at_s <= elapsed_s < self.at_s + self.duration_s
+
+    def covers(self, elapsed_s: float, names_entity: bool) -> bool:
+        """Whether a post at ``elapsed_s`` (naming the spike's entity or not) is the spike's."""
+        return self.active(elapsed_s) and (self.entity is None or names_entity)
 
 
 class TweetPicker:
@@ -60,9 +70,10 @@ class TweetPicker:
         """A random tweet that does not advance the replay (for poison messages)."""
         return self._rng.choice(self._replay)
 
-    def next(self, elapsed_s: float) -> LabelledTweet | None:
-        """The tweet for a post scheduled at ``elapsed_s``; None once the data ends (no loop)."""
-        if self.spike and self.spike.active(elapsed_s):
+    def next(self, elapsed_s: float, *, names_entity: bool = False) -> LabelledTweet | None:
+        """The tweet for a post scheduled at ``elapsed_s`` (that will name the spike's entity,
+        or not); None once the data ends (no loop)."""
+        if self.spike and self.spike.covers(elapsed_s, names_entity):
             negative = self._rng.random() < self.spike.negative_share
             return self._rng.choice(self._negative if negative else self._others)
         if self._cursor == len(self._replay):
@@ -72,6 +83,25 @@ class TweetPicker:
         tweet = self._replay[self._cursor]
         self._cursor += 1
         return tweet
+
+
+class EntityMentions:
+    """Which posts name the spike's entity, and how: ``NAME``, ``@NAME`` or ``#NAME`` (a watched
+    entity with the keyword ``NAME`` matches all three)."""
+
+    FORMS = ("{text} {name}", "@{name} {text}", "{text} #{name}")
+
+    def __init__(self, name: str, share: float, rng: random.Random) -> None:
+        self.name = name
+        self.share = share
+        self._rng = rng
+
+    def draw(self) -> bool:
+        """Whether the next post names the entity (a share ``share`` of posts do)."""
+        return self._rng.random() < self.share
+
+    def mention(self, text: str) -> str:
+        return self._rng.choice(self.FORMS).format(text=text, name=self.name)
 
 
 class AuthorPool:

@@ -14,6 +14,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import structlog
@@ -22,7 +23,14 @@ from confluent_kafka import KafkaError, Message, Producer
 from model.data import LabelledTweet
 from producer_sim.pacing import Pacer
 from producer_sim.poison import PoisonKind, poison_value
-from producer_sim.posts import AuthorPool, Spike, TweetPicker, encode, post_fields
+from producer_sim.posts import (
+    AuthorPool,
+    EntityMentions,
+    Spike,
+    TweetPicker,
+    encode,
+    post_fields,
+)
 from producer_sim.topics import ensure_topic
 from stream_core.contract import GOLD_LABEL_HEADER, LABELS
 from stream_core.kafka import RELIABLE_PRODUCER
@@ -72,8 +80,10 @@ class SimulationSummary:
     duplicates: int = 0
     poison: dict[str, int] = field(default_factory=dict)
     gold_labels: dict[str, int] = field(default_factory=dict)
-    spike_posts: int = 0
+    spike_posts: int = 0  # of a spike about an entity: the posts naming it
     spike_negative: int = 0
+    entity_posts: int = 0  # posts rewritten to name the spike's entity (--spike-entity)
+    started_at: str | None = None  # UTC, ISO: when message 0 was due (the spike's offsets start)
     elapsed_s: float = 0.0
     achieved_rate_per_s: float = 0.0
     stop_reason: StopReason = "stopped"
@@ -131,6 +141,12 @@ class Simulator:
             spike=config.spike,
         )
         self._authors = AuthorPool(config.authors, self._rng)
+        spike = config.spike
+        self._mentions = (
+            EntityMentions(spike.entity, spike.entity_share, self._rng)
+            if spike and spike.entity
+            else None
+        )
         self._recent: deque[_Outgoing] = deque(maxlen=RECENT_POSTS_KEPT)
         self._run_id = uuid.uuid4().hex[:8]
         self._poison_kinds = list(PoisonKind)
@@ -168,6 +184,7 @@ class Simulator:
         )
         producer = Producer(self.producer_config())
         pacer = self._pacer = Pacer(config.rate_per_s)
+        self.summary.started_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         first_send = last_send = 0.0
         try:
             while not stop_event.is_set():
@@ -220,17 +237,22 @@ class Simulator:
             summary.duplicates += 1
             headers = {**original.headers, KIND_HEADER: "duplicate"}
             return _Outgoing(original.key, original.value, headers)
-        tweet = self._picker.next(offset_s)
+        names_entity = self._mentions is not None and self._mentions.draw()
+        tweet = self._picker.next(offset_s, names_entity=names_entity)
         if tweet is None:
             return None
+        text = tweet.text
+        if names_entity and self._mentions is not None:
+            text = self._mentions.mention(text)
+            summary.entity_posts += 1
         author, label = self._authors.next(), LABELS[tweet.label_id]
-        value = encode(post_fields(self._post_id(seq), tweet.text, author, config.lang))
+        value = encode(post_fields(self._post_id(seq), text, author, config.lang))
         outgoing = _Outgoing(
             author.encode(), value, {KIND_HEADER: "post", GOLD_LABEL_HEADER: label}
         )
         summary.posts += 1
         self._labels[label] += 1
-        if config.spike and config.spike.active(offset_s):
+        if config.spike and config.spike.covers(offset_s, names_entity):
             summary.spike_posts += 1
             summary.spike_negative += label == "negative"
         self._recent.append(outgoing)

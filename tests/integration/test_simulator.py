@@ -16,6 +16,8 @@ from producer_sim.posts import Spike
 from producer_sim.simulator import KIND_HEADER, POISON_HEADER, Simulator, SimulatorConfig
 from stream_core.contract import GOLD_LABEL_HEADER
 from tests.fixtures.simulator import consume_all
+from watchlist.matcher import Matcher
+from watchlist.rules import WatchEntity
 
 
 def run(kafka_bootstrap: str, data: Path, **options: Any) -> Simulator:
@@ -105,6 +107,47 @@ def test_spike_window_has_the_asked_share(
     assert inside.count("negative") / len(inside) == pytest.approx(0.75, abs=0.05)
     assert outside.count("negative") / len(outside) < 0.3  # the data's own share (15% in val)
     assert simulator.summary.spike_posts == 600
+
+
+@pytest.mark.integration
+def test_an_entity_spike_moves_the_entitys_negative_share_not_the_streams(
+    kafka_bootstrap: str, topic: str, sample_dir: Path
+) -> None:
+    rate, at_s, duration_s = 200.0, 1.0, 3.0
+    simulator = run(
+        kafka_bootstrap,
+        data=sample_dir,
+        topic=topic,
+        rate_per_s=rate,
+        duration_s=5.0,
+        seed=5,
+        spike=Spike(at_s, duration_s, 0.8, entity="acme", entity_share=0.2),
+    )
+    summary = simulator.summary
+    received = consume_all(kafka_bootstrap, topic, summary.sent)
+    assert len(received) == summary.sent == 1000
+    matcher = Matcher([WatchEntity(name="acme", keywords=["acme"])])
+    window = range(int(at_s * rate), int((at_s + duration_s) * rate))
+
+    def negative_share(inside: bool, naming: bool) -> float:
+        labels = [
+            m.headers[GOLD_LABEL_HEADER]
+            for m in received
+            if (m.seq in window) == inside
+            and bool(matcher.entities_in(json.loads(m.value)["text"])) == naming
+        ]
+        return labels.count("negative") / len(labels)
+
+    named = [m for m in received if matcher.entities_in(json.loads(m.value)["text"])]
+    assert len(named) == summary.entity_posts
+    assert len(named) / len(received) == pytest.approx(0.2, abs=0.05)
+    assert summary.spike_posts == len([m for m in named if m.seq in window])
+    assert negative_share(inside=True, naming=True) == pytest.approx(0.8, abs=0.08)
+    assert negative_share(inside=False, naming=True) < 0.3  # the entity's baseline: the data's
+    assert negative_share(inside=True, naming=False) < 0.3  # the rest of the stream is calm
+    stream_in_window = [m.headers[GOLD_LABEL_HEADER] for m in received if m.seq in window]
+    # The stream's share moves by about entity_share * (0.8 - 0.16): under the detector's 0.2.
+    assert stream_in_window.count("negative") / len(stream_in_window) < 0.16 + 0.2
 
 
 @pytest.mark.integration

@@ -11,16 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from confluent_kafka import KafkaException
 
 from embedded.process import free_port
 from model.data import LabelledTweet
+from producer_sim.cli import simulate
 from producer_sim.download import DownloadError, download_tweeteval
 from producer_sim.pacing import Pacer
 from producer_sim.poison import PoisonKind, poison_value
-from producer_sim.posts import AuthorPool, Spike, TweetPicker, post_fields
+from producer_sim.posts import AuthorPool, EntityMentions, Spike, TweetPicker, post_fields
 from producer_sim.topics import ensure_topic
 from stream_core.contract import MAX_TEXT_CHARS
+from watchlist.matcher import Matcher
+from watchlist.rules import WatchEntity
 
 
 def test_download_offline_fails_clearly(tmp_path: Path) -> None:
@@ -48,6 +52,51 @@ def test_spike_draws_the_asked_negative_share() -> None:
     outside = [picker.next(1.0) for _ in range(300)]
     assert outside == tweets  # the replay is untouched by the spike
     assert picker.next(1.0) is None
+
+
+def test_an_entity_spike_turns_only_the_posts_naming_the_entity_negative() -> None:
+    tweets = [LabelledTweet(f"t{i}", i % 3, i) for i in range(300)]
+    spike = Spike(10, 5, 0.9, entity="acme")
+    picker = TweetPicker(tweets, random.Random(1), loop=True, spike=spike)
+    named = [picker.next(12.0, names_entity=True) for _ in range(2000)]
+    assert sum(t is not None and t.label_id == 0 for t in named) / 2000 == pytest.approx(
+        0.9, abs=0.03
+    )
+    others = [picker.next(12.0) for _ in range(300)]  # the rest of the stream replays as usual
+    assert others == tweets
+    assert [picker.next(1.0, names_entity=True) for _ in range(300)] == tweets  # before: too
+    assert spike.covers(12.0, True) and not spike.covers(12.0, False)
+    assert not spike.covers(1.0, True)
+    assert Spike(10, 5, 0.9).covers(12.0, False)  # a spike about nothing in particular: all posts
+
+
+def test_entity_mentions_name_the_entity_in_a_share_of_posts_as_a_watched_keyword_finds_it() -> (
+    None
+):
+    mentions = EntityMentions("acme", 0.25, random.Random(3))
+    draws = [mentions.draw() for _ in range(4000)]
+    assert sum(draws) / len(draws) == pytest.approx(0.25, abs=0.02)
+    texts = {mentions.mention("my order is late again") for _ in range(100)}
+    assert texts == {
+        "my order is late again acme",
+        "@acme my order is late again",
+        "my order is late again #acme",
+    }
+    matcher = Matcher([WatchEntity(name="acme", keywords=["acme"])])
+    assert all(matcher.entities_in(text) == ("acme",) for text in texts)
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["--spike-entity", "acme"], "--spike-entity needs --spike-at and --spike-duration"),
+        (["--spike-entity", "Acme Corp"], "lower-case letters, digits and _ . -"),
+    ],
+)
+def test_spike_entity_flag_errors_are_clear(flags: list[str], error: str) -> None:
+    result = CliRunner().invoke(simulate, ["--bootstrap-servers", "127.0.0.1:9", *flags])
+    assert result.exit_code == 2
+    assert error in result.output
 
 
 def test_authors_are_stable_with_a_seed() -> None:
