@@ -166,6 +166,7 @@ def _result_table(result: DemoResult) -> Table:
             f"{format_seconds(latency.get('p50'))} / {format_seconds(latency.get('p99'))}",
         ),
         ("alerts", f"{len(summary.get('alerts', []))}"),
+        *_watchlist_rows(summary.get("watchlist")),
         ("chart", str(result.chart) if result.chart else "-"),
     ]
     if result.kept_data:
@@ -173,6 +174,25 @@ def _result_table(result: DemoResult) -> Table:
     for row in rows:
         table.add_row(*row)
     return table
+
+
+def _watchlist_rows(figures: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Posts and negative share per watched entity, and how fast the spiked one alerted."""
+    if not figures:
+        return []
+    rows = []
+    for entity, counts in figures["entities"].items():
+        total = sum(counts.values())
+        negative = counts.get("negative", 0) / total if total else 0.0
+        rows.append((f"watched: {entity}", f"{total:,} posts, {negative:.0%} negative"))
+    delay = figures["entity_alert_delay_s"]
+    rows.append(
+        (
+            f"{figures['spike_entity']} alert",
+            "none" if delay is None else f"{delay:.1f} s after its spike began",
+        )
+    )
+    return rows
 
 
 @click.group()

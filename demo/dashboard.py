@@ -91,16 +91,32 @@ def _alerts(monitor: Monitor) -> RenderableType:
     if not monitor.alerts:
         return Text("none yet", style="dim")
     table = Table(box=None, padding=(0, 2))
-    for name in ("detected", "negative share", "baseline", "posts in window", "resolved"):
+    for name in ("detected", "about", "negative share", "baseline", "posts in window", "resolved"):
         table.add_column(name)
     for alert in monitor.alerts[-5:]:
         table.add_row(
             f"[bold red]{alert.detected_at:%H:%M:%S}[/]",
+            alert.entity or "the stream",
             f"{alert.negative_share:.0%}",
             f"{alert.baseline_share:.0%}",
             f"{alert.volume:,}",
             f"{alert.resolved_at:%H:%M:%S}" if alert.resolved_at else "active",
         )
+    return table
+
+
+def _watchlist(monitor: Monitor) -> RenderableType:
+    """Posts naming each watched entity so far, and their negative share."""
+    if not monitor.entity_counts:
+        return Text("no post names a watched entity yet", style="dim")
+    table = Table(box=None, padding=(0, 2))
+    table.add_column("entity")
+    table.add_column("posts", justify="right")
+    table.add_column("negative", justify="right")
+    for entity, counts in sorted(monitor.entity_counts.items()):
+        total = sum(counts.values())
+        share = counts.get("negative", 0) / total if total else 0.0
+        table.add_row(entity, f"{total:,}", f"{share:.0%}")
     return table
 
 
@@ -127,8 +143,19 @@ def render(monitor: Monitor, endpoints: Endpoints, duration_s: float) -> Rendera
     return Group(
         Panel(top, title=f"sentiment-stream demo  {progress}  (Ctrl-C stops)", title_align="left"),
         Panel(_label_mix(monitor), title="label mix, 5 s windows", title_align="left"),
-        Panel(_alerts(monitor), title="spike alerts", title_align="left"),
+        _side_by_side(
+            Panel(_alerts(monitor), title="spike alerts", title_align="left"),
+            Panel(_watchlist(monitor), title="watchlist", title_align="left"),
+        ),
     )
+
+
+def _side_by_side(*panels: Panel) -> Table:
+    row = Table.grid(expand=True)
+    for _ in panels:
+        row.add_column()
+    row.add_row(*panels)
+    return row
 
 
 @contextmanager

@@ -67,6 +67,14 @@ class DemoDatabase:
         with self._connect() as conn:
             return [Alert(**row) for row in alerts.alert_timeline(conn)]
 
+    def entity_counts(self) -> dict[str, dict[str, int]]:
+        """Posts per watched entity and label, over the whole run."""
+        counts: dict[str, dict[str, int]] = defaultdict(dict)
+        with self._connect() as conn:
+            for entity, label, count in minute_counts.entity_totals(conn):
+                counts[entity][label] = int(count)
+        return dict(counts)
+
     def minute_counts(self) -> LabelSeries:
         """The aggregate table dashboards read: counts per minute and label."""
         with self._connect() as conn:

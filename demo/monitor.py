@@ -38,6 +38,7 @@ class Monitor:
         self.history: deque[MetricsSnapshot] = deque(maxlen=120)
         self.mix: deque[LabelMix] = deque(maxlen=24)
         self.alerts: list[Alert] = []
+        self.entity_counts: dict[str, dict[str, int]] = {}  # watched entity -> label -> posts
         self._mix_start: MetricsSnapshot | None = None
 
     @property
@@ -59,6 +60,7 @@ class Monitor:
             self._roll_mix(snapshot)
         try:
             self.alerts = self.database.alerts()
+            self.entity_counts = self.database.entity_counts()
         except psycopg.Error as error:  # the dashboard outlives a database hiccup
             log.debug("alerts query failed", error=str(error))
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from demo.consumer_process import ConsumerProcess
 from demo.database import DemoDatabase
 from demo.monitor import Monitor
 from demo.services import Services, running_services
+from demo.watchlist import SPIKE_ENTITY, SPIKE_ENTITY_SHARE, load_demo_watchlist, watchlist_figures
 from model.data import LabelledTweet
 from producer_sim.posts import Spike
 from producer_sim.simulator import SimulationSummary, Simulator, SimulatorConfig
@@ -43,9 +45,16 @@ SPIKE_START = 0.4  # of the run
 
 
 def demo_spike(duration_s: float) -> Spike:
-    """A spike from 40% to 70% of the run: after the detector has a baseline (its window plus
-    a few hundred posts), long enough to fill its window, and with quiet time after."""
-    return Spike(at_s=SPIKE_START * duration_s, duration_s=0.3 * duration_s, negative_share=0.8)
+    """A spike about the watched entity acme from 40% to 70% of the run: after its detector has
+    a baseline (its window plus a few dozen posts), long enough to fill its window, and with
+    quiet time after. The posts naming acme turn 80% negative; the rest of the stream stays calm."""
+    return Spike(
+        at_s=SPIKE_START * duration_s,
+        duration_s=0.3 * duration_s,
+        negative_share=0.8,
+        entity=SPIKE_ENTITY,
+        entity_share=SPIKE_ENTITY_SHARE,
+    )
 
 
 def shortest_alerting_duration(rate_per_s: float, baseline_posts: int) -> float:
@@ -138,9 +147,15 @@ class DemoRun:
             pg_dir = workdir / "postgres" if options.keep_data else None
             with running_services(self.settings, pg_dir) as services:
                 result = DemoResult(services, kept_data=workdir if options.keep_data else None)
+                load_demo_watchlist(services.database_url)
                 self._run_consumer(services, workdir, result)
                 database = DemoDatabase(services.database_url)
                 result.figures.update(_database_figures(database))
+                result.figures["watchlist"] = watchlist_figures(
+                    database.entity_counts(),
+                    database.alerts(),
+                    _spike_start(result.simulator, options.duration_s),
+                )
                 result.chart = write_chart(
                     options.chart_path,
                     database.counts_every(FINE_BUCKET_S),
@@ -225,6 +240,18 @@ class DemoRun:
             monitor.poll()  # the last scrape, before the consumer stops
         result.simulator = simulator.summary
         result.figures.update(_metric_figures(monitor, simulator.summary))
+
+
+def _spike_start(sent: SimulationSummary | None, duration_s: float) -> datetime | None:
+    """When the simulator's spike began (its offsets count from the run's start), if it did."""
+    if sent is None or sent.started_at is None:
+        return None
+    at_s = demo_spike(duration_s).at_s
+    return (
+        datetime.fromisoformat(sent.started_at) + timedelta(seconds=at_s)
+        if sent.elapsed_s >= at_s
+        else None
+    )
 
 
 def _check_alive(consumer: ConsumerProcess) -> None:

@@ -82,3 +82,11 @@ class EntityMinuteCounts:
 def minute_series(conn: psycopg.Connection[Any]) -> list[tuple[datetime, str, int]]:
     """Every (minute, label, count), as dashboards chart them."""
     return conn.execute("SELECT minute, label, count FROM sentiment_minute_counts").fetchall()
+
+
+def entity_totals(conn: psycopg.Connection[Any]) -> list[tuple[str, str, int]]:
+    """(entity, label, posts) over every minute kept, per watched entity."""
+    return conn.execute(
+        "SELECT entity, label, sum(count)::bigint FROM sentiment_entity_minute_counts"
+        " GROUP BY entity, label ORDER BY entity, label"
+    ).fetchall()

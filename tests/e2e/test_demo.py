@@ -215,6 +215,9 @@ def test_headless_demo_end_to_end(tmp_path: Path, database_url: str) -> None:
             "SELECT detected_at, negative_share, baseline_share, peak_share"
             " FROM sentiment_alerts ORDER BY detected_at"
         ).fetchall()
+        named: dict[str, int] = dict(
+            conn.execute("SELECT entity, count(*) FROM post_entities GROUP BY 1").fetchall()
+        )
     assert rows is not None and minute_total is not None and first_post is not None
     assert summary["posts_sent"] > 0.9 * 20 * DEMO_SECONDS
     assert summary["rows_in_postgres"] == rows[0] == summary["posts_sent"]
@@ -236,6 +239,14 @@ def test_headless_demo_end_to_end(tmp_path: Path, database_url: str) -> None:
     assert spike_start <= detected <= spike_end + timedelta(seconds=10)
     assert share - baseline >= 0.2  # the detector's default minimum increase
     assert peak > 0.5  # the spike is 80% negative; the model finds most of it
+
+    # The spike is about the watched entity acme: its alert, timed in the summary.
+    watched = summary["watchlist"]
+    assert [alert["entity"] for alert in summary["alerts"]].count(watched["spike_entity"]) == 1
+    assert 0 < watched["entity_alert_delay_s"] < 0.3 * DEMO_SECONDS + 10
+    counted = {name: sum(labels.values()) for name, labels in watched["entities"].items()}
+    assert {name: n for name, n in counted.items() if n} == named
+    assert counted["acme"] > 0.15 * summary["posts_sent"]
 
     assert summary["chart"] == str(chart)
     data = chart.read_bytes()

@@ -12,7 +12,10 @@ from demo.chart import write_chart
 from demo.database import Alert
 from demo.run import SHORTEST_ALERTING_DURATION_S, demo_spike, shortest_alerting_duration
 from demo.scrape import MetricsSnapshot, bucket_delta, parse, quantile
+from demo.watchlist import DEMO_WATCHLIST, SPIKE_ENTITY, watchlist_figures
 from observability.metrics import PipelineMetrics
+from producer_sim.posts import EntityMentions
+from watchlist.matcher import Matcher
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -92,6 +95,40 @@ def test_the_spike_sits_inside_the_run_with_quiet_time_around() -> None:
     assert spike.at_s == 40.0
     assert spike.at_s + spike.duration_s == pytest.approx(70.0)
     assert spike.negative_share > 0.5
+
+
+def test_the_spike_is_about_a_watched_entity_whose_rules_find_every_mention() -> None:
+    spike = demo_spike(100.0)
+    assert spike.entity == SPIKE_ENTITY
+    assert spike.entity_share * (spike.negative_share - 0.16) < 0.2  # the stream's share: calm
+    matcher = Matcher(DEMO_WATCHLIST)
+    for form in EntityMentions.FORMS:
+        text = form.format(text="delivery was late again", name=SPIKE_ENTITY)
+        assert matcher.entities_in(text) == (SPIKE_ENTITY,)
+    assert matcher.entities_in("my new iPhone and an Amazon parcel") == ("amazon", "apple")
+
+
+def _alert(at: datetime, entity: str | None) -> Alert:
+    return Alert(at, None, at - timedelta(seconds=10), at, 0.7, 0.15, 0.8, 60, entity)
+
+
+def test_the_entity_alert_delay_counts_from_the_spike_start_to_its_first_alert() -> None:
+    start = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    alerts = [
+        _alert(start - timedelta(seconds=30), SPIKE_ENTITY),  # before the spike: not its alert
+        _alert(start + timedelta(seconds=3), None),  # the stream's
+        _alert(start + timedelta(seconds=4), "apple"),
+        _alert(start + timedelta(seconds=6.25), SPIKE_ENTITY),
+    ]
+    figures = watchlist_figures({SPIKE_ENTITY: {"negative": 5, "neutral": 2}}, alerts, start)
+    assert figures["entity_alert_delay_s"] == 6.2  # round half to even: 6.25 -> 6.2
+    assert figures["entities"] == {
+        SPIKE_ENTITY: {"negative": 5, "neutral": 2},
+        "apple": {},
+        "amazon": {},
+    }
+    assert watchlist_figures({}, alerts[:3], start)["entity_alert_delay_s"] is None
+    assert watchlist_figures({}, alerts, None)["entity_alert_delay_s"] is None
 
 
 def test_runs_too_short_or_too_slow_for_an_alert_are_known() -> None:
