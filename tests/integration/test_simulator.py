@@ -15,7 +15,7 @@ from producer_sim.poison import PoisonKind
 from producer_sim.posts import Spike
 from producer_sim.simulator import KIND_HEADER, POISON_HEADER, Simulator, SimulatorConfig
 from stream_core.contract import GOLD_LABEL_HEADER
-from tests.fixtures.simulator import consume_all
+from tests.fixtures.simulator import Received, consume_all
 from watchlist.matcher import Matcher
 from watchlist.rules import WatchEntity
 
@@ -83,24 +83,36 @@ def test_counts_poison_and_per_author_order(
     assert sorted(m.seq for m in received) == list(range(1500))
 
 
+SPIKE_RATE = 200.0  # posts/s, for 5 s, with a spike from 1 s to 4 s
+
+
+def spiked_run(
+    kafka_bootstrap: str, topic: str, data: Path, spike: Spike
+) -> tuple[Simulator, list[Received], range]:
+    """A 5 s run with ``spike``: the simulator, what it sent, and the spike's sequence numbers
+    (message n is scheduled at n / rate, so the spike is a range of them)."""
+    simulator = run(
+        kafka_bootstrap,
+        data=data,
+        topic=topic,
+        rate_per_s=SPIKE_RATE,
+        duration_s=5.0,
+        seed=5,
+        spike=spike,
+    )
+    received = consume_all(kafka_bootstrap, topic, simulator.summary.sent)
+    assert len(received) == simulator.summary.sent == 1000
+    window = range(int(spike.at_s * SPIKE_RATE), int((spike.at_s + spike.duration_s) * SPIKE_RATE))
+    return simulator, received, window
+
+
 @pytest.mark.integration
 def test_spike_window_has_the_asked_share(
     kafka_bootstrap: str, topic: str, sample_dir: Path
 ) -> None:
-    rate, at_s, duration_s = 200.0, 1.0, 3.0
-    simulator = run(
-        kafka_bootstrap,
-        data=sample_dir,
-        topic=topic,
-        rate_per_s=rate,
-        duration_s=5.0,
-        seed=5,
-        spike=Spike(at_s, duration_s, 0.75),
+    simulator, received, window = spiked_run(
+        kafka_bootstrap, topic, sample_dir, Spike(1.0, 3.0, 0.75)
     )
-    received = consume_all(kafka_bootstrap, topic, simulator.summary.sent)
-    assert len(received) == simulator.summary.sent == 1000
-    # Message n is scheduled at n / rate, so the window is a range of sequence numbers.
-    window = range(int(at_s * rate), int((at_s + duration_s) * rate))
     inside = [m.headers[GOLD_LABEL_HEADER] for m in received if m.seq in window]
     outside = [m.headers[GOLD_LABEL_HEADER] for m in received if m.seq not in window]
     assert len(inside) == 600
@@ -113,21 +125,10 @@ def test_spike_window_has_the_asked_share(
 def test_an_entity_spike_moves_the_entitys_negative_share_not_the_streams(
     kafka_bootstrap: str, topic: str, sample_dir: Path
 ) -> None:
-    rate, at_s, duration_s = 200.0, 1.0, 3.0
-    simulator = run(
-        kafka_bootstrap,
-        data=sample_dir,
-        topic=topic,
-        rate_per_s=rate,
-        duration_s=5.0,
-        seed=5,
-        spike=Spike(at_s, duration_s, 0.8, entity="acme", entity_share=0.2),
-    )
+    spike = Spike(1.0, 3.0, 0.8, entity="acme", entity_share=0.2)
+    simulator, received, window = spiked_run(kafka_bootstrap, topic, sample_dir, spike)
     summary = simulator.summary
-    received = consume_all(kafka_bootstrap, topic, summary.sent)
-    assert len(received) == summary.sent == 1000
     matcher = Matcher([WatchEntity(name="acme", keywords=["acme"])])
-    window = range(int(at_s * rate), int((at_s + duration_s) * rate))
 
     def negative_share(inside: bool, naming: bool) -> float:
         labels = [
