@@ -12,9 +12,7 @@ import pytest
 from storage.migrate import upgrade
 from storage.rollups import refresh
 from storage.urls import libpq_url
-from tests.fixtures.monitoring import (
-    dashboard_targets,
-)
+from tests.fixtures.monitoring import dashboard_targets, dashboard_variables
 
 FROM_TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -29,6 +27,7 @@ def grafana_sql(query: str, from_ts: datetime = FROM_TS) -> str:
     expanded = re.sub(r"\$__timeFilter\(([^)]+)\)", rf"\1 BETWEEN {span}", query)
     expanded = expanded.replace("$__timeFrom()", f"'{from_ts.isoformat()}'")
     expanded = expanded.replace("$__timeTo()", f"'{TO_TS.isoformat()}'")
+    expanded = expanded.replace("$entity", "acme")  # the dashboard's entity variable
     assert "$" not in expanded, f"unexpanded Grafana macro in {query!r}"
     return expanded
 
@@ -44,6 +43,13 @@ def test_dashboard_sql_runs_against_the_migrated_schema(database_url: str) -> No
             "(%(m)s, 'negative', 3), (%(m)s, 'neutral', 5), (%(m)s, 'positive', 2)",
             {"m": FROM_TS.replace(minute=30)},
         )
+        conn.execute("INSERT INTO watch_entities (name, keywords) VALUES ('acme', ARRAY['acme'])")
+        conn.execute(
+            "INSERT INTO sentiment_entity_minute_counts (entity, minute, label, count) VALUES "
+            "('acme', %(m)s, 'negative', 4), ('acme', %(m)s, 'positive', 1),"
+            " ('other', %(m)s, 'neutral', 7)",
+            {"m": FROM_TS.replace(minute=30)},
+        )
         conn.execute(
             "INSERT INTO sentiment_alerts (id, kind, detected_at, window_start, window_end, "
             "negative_share, baseline_share, peak_share, volume, zscore, model_version) VALUES "
@@ -54,6 +60,17 @@ def test_dashboard_sql_runs_against_the_migrated_schema(database_url: str) -> No
         for target in targets:
             rows = conn.execute(grafana_sql(target["rawSql"])).fetchall()
             assert rows, target["rawSql"]
+        # The entity variable lists the watchlist; the entity panels count only its posts.
+        for variable in dashboard_variables("grafana-postgresql-datasource"):
+            assert conn.execute(variable["query"]).fetchall() == [("acme",)]
+        entity_sql = [t["rawSql"] for t in targets if "'$entity'" in t["rawSql"]]
+        assert len(entity_sql) == 2
+        for query in entity_sql:
+            rows = conn.execute(grafana_sql(query)).fetchall()
+            assert {(label, float(value)) for _, label, value in rows} in (
+                {("negative", 80.0), ("positive", 20.0)},  # the share
+                {("negative", 4.0), ("positive", 1.0)},  # the posts
+            )
         mix_sql = next(t["rawSql"] for t in targets if "OVER (PARTITION BY bucket)" in t["rawSql"])
         mix = conn.execute(grafana_sql(mix_sql)).fetchall()
         assert [(label, float(share)) for _, label, share in mix] == [

@@ -19,6 +19,7 @@ from tests.fixtures.monitoring import (
     DASHBOARDS,
     PROMETHEUS_OWN,
     dashboard_targets,
+    dashboard_variables,
     exported_names,
     metric_names,
 )
@@ -115,6 +116,10 @@ def test_dashboard_covers_the_issue() -> None:
     queries = " ".join(t["rawSql"] for t in dashboard_targets("grafana-postgresql-datasource"))
     assert "FROM sentiment_minute_counts" in queries  # label mix from Postgres aggregates
     assert "FROM sentiment_alerts" in queries
+    # Watched entities: a variable to pick one, its label mix, and the bounded Prometheus series.
+    assert [v["name"] for v in dashboard_variables("grafana-postgresql-datasource")] == ["entity"]
+    assert "FROM sentiment_entity_minute_counts\n  WHERE entity = '$entity'" in queries
+    assert "sentiment_entity_negative_share" in exprs
 
 
 # --- Grafana SQL against the real schema --------------------------------------------------------
@@ -123,7 +128,7 @@ def test_dashboard_covers_the_issue() -> None:
 def test_dashboard_picks_the_resolution_storage_does() -> None:
     """The ranges in the dashboard's SQL are storage.rollups.FINEST_FOR."""
     for target in dashboard_targets("grafana-postgresql-datasource"):
-        if "sentiment_minute_counts" not in target["rawSql"]:
+        if "minute_counts" not in target["rawSql"]:  # the stream's, and the entities'
             continue
         limits = re.findall(r"<= interval '(\d+) days?'", target["rawSql"])
         assert [timedelta(days=int(days)) for days in limits] == [
