@@ -105,19 +105,18 @@ def _alerts(monitor: Monitor) -> RenderableType:
     return table
 
 
-def _watchlist(monitor: Monitor) -> RenderableType:
-    """Posts naming each watched entity so far, and their negative share."""
+def _watchlist(monitor: Monitor) -> Text:
+    """Posts naming each watched entity so far, and their negative share, on one line."""
     if not monitor.entity_counts:
         return Text("no post names a watched entity yet", style="dim")
-    table = Table(box=None, padding=(0, 2))
-    table.add_column("entity")
-    table.add_column("posts", justify="right")
-    table.add_column("negative", justify="right")
+    line = Text()
     for entity, counts in sorted(monitor.entity_counts.items()):
         total = sum(counts.values())
         share = counts.get("negative", 0) / total if total else 0.0
-        table.add_row(entity, f"{total:,}", f"{share:.0%}")
-    return table
+        line.append(entity, style="bold").append(f" {total:,} posts, ")
+        line.append(f"{share:.0%} negative", style=STYLES["negative"] if share >= 0.5 else "")
+        line.append("   ")
+    return line
 
 
 def _links(endpoints: Endpoints) -> Table:
@@ -143,19 +142,9 @@ def render(monitor: Monitor, endpoints: Endpoints, duration_s: float) -> Rendera
     return Group(
         Panel(top, title=f"sentiment-stream demo  {progress}  (Ctrl-C stops)", title_align="left"),
         Panel(_label_mix(monitor), title="label mix, 5 s windows", title_align="left"),
-        _side_by_side(
-            Panel(_alerts(monitor), title="spike alerts", title_align="left"),
-            Panel(_watchlist(monitor), title="watchlist", title_align="left"),
-        ),
+        Panel(_alerts(monitor), title="spike alerts", title_align="left"),
+        Panel(_watchlist(monitor), title="watchlist: posts naming each entity", title_align="left"),
     )
-
-
-def _side_by_side(*panels: Panel) -> Table:
-    row = Table.grid(expand=True)
-    for _ in panels:
-        row.add_column()
-    row.add_row(*panels)
-    return row
 
 
 @contextmanager

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from prometheus_client import generate_latest
+from rich.console import Console
 
 from demo.chart import write_chart
-from demo.database import Alert
+from demo.cli import _watchlist_rows
+from demo.dashboard import Endpoints, render
+from demo.database import Alert, DemoDatabase
+from demo.monitor import Monitor
 from demo.run import SHORTEST_ALERTING_DURATION_S, demo_spike, shortest_alerting_duration
 from demo.scrape import MetricsSnapshot, bucket_delta, parse, quantile
 from demo.watchlist import DEMO_WATCHLIST, SPIKE_ENTITY, watchlist_figures
 from observability.metrics import PipelineMetrics
 from producer_sim.posts import EntityMentions
+from producer_sim.simulator import ProgressSnapshot, Simulator
 from watchlist.matcher import Matcher
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -127,8 +133,41 @@ def test_the_entity_alert_delay_counts_from_the_spike_start_to_its_first_alert()
         "apple": {},
         "amazon": {},
     }
+    assert _watchlist_rows(figures) == [
+        ("watched: acme", "7 posts, 71% negative"),
+        ("watched: apple", "0 posts, 0% negative"),
+        ("watched: amazon", "0 posts, 0% negative"),
+        ("acme alert", "6.2 s after its spike began"),
+    ]
     assert watchlist_figures({}, alerts[:3], start)["entity_alert_delay_s"] is None
     assert watchlist_figures({}, alerts, None)["entity_alert_delay_s"] is None
+
+
+class _Sending:
+    """The simulator as the dashboard sees it: its progress."""
+
+    def snapshot(self) -> ProgressSnapshot:
+        return ProgressSnapshot(100, 100, 0, 4.0, None, 120.0, 25.0)
+
+
+def test_the_dashboard_shows_the_watchlist_and_what_each_alert_is_about() -> None:
+    start = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    monitor = Monitor(
+        "http://127.0.0.1:1/metrics", cast(DemoDatabase, None), cast(Simulator, _Sending())
+    )
+    monitor.alerts = [_alert(start, SPIKE_ENTITY), _alert(start, None)]
+    monitor.entity_counts = {
+        SPIKE_ENTITY: {"negative": 30, "neutral": 10},
+        "apple": {"positive": 4},
+    }
+    endpoints = Endpoints("http://x/docs", "http://x/metrics", "postgresql://x", "127.0.0.1:1")
+    console = Console(record=True, width=120)
+    console.print(render(monitor, endpoints, 120.0))
+    shown = console.export_text()
+    assert "watchlist" in shown
+    assert "acme 40 posts, 75% negative" in shown
+    assert "apple 4 posts, 0% negative" in shown
+    assert "the stream" in shown
 
 
 def test_runs_too_short_or_too_slow_for_an_alert_are_known() -> None:
