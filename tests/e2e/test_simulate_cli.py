@@ -15,6 +15,10 @@ from model.data import SAMPLE_DIR, read_splits
 from producer_sim.simulator import KIND_HEADER
 from tests.fixtures.services import CLI, ROOT, cli_env
 from tests.fixtures.simulator import consume_all
+from watchlist.matcher import Matcher
+from watchlist.rules import WatchEntity
+
+ACME = WatchEntity(name="acme", keywords=["acme"])
 
 
 def simulate(*args: str, **env: str) -> subprocess.Popen[str]:
@@ -54,6 +58,27 @@ def test_cli_with_no_data_flag_replays_the_bundled_sample_and_prints_a_json_summ
     posts = [json.loads(m.value) for m in received if m.headers[KIND_HEADER] == "post"]
     assert len(posts) == summary["posts"]
     assert all(post["text"] in bundled for post in posts)
+
+
+@pytest.mark.integration
+def test_cli_spike_entity_rewrites_posts_to_name_it(
+    kafka_bootstrap: str, topic: str, on_the_broker: list[str]
+) -> None:
+    process = simulate(
+        *on_the_broker,
+        "--rate", "200", "--limit", "400", "--seed", "3", "--json",
+        "--spike-at", "0", "--spike-duration", "60", "--spike-entity", "acme",
+        "--spike-entity-share", "0.5",
+    )  # fmt: skip
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    summary = json.loads(out)
+    received = consume_all(kafka_bootstrap, topic, 400)
+    texts = [json.loads(m.value)["text"] for m in received]
+    naming = [text for text in texts if Matcher([ACME]).entities_in(text)]
+    assert len(naming) == summary["entity_posts"] == summary["spike_posts"]
+    assert 150 < len(naming) < 250  # half the posts
+    assert summary["spike_negative"] > 0.6 * len(naming)  # --spike-share: 0.8 by default
 
 
 @pytest.mark.integration
