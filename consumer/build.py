@@ -15,11 +15,15 @@ from collections.abc import Sequence
 from consumer.dlq import DeadLetterPublisher
 from consumer.messages import MessageReader
 from consumer.pipeline import Pipeline
+from consumer.routing import RoutingSource
 from consumer.scoring import BatchScorer, ScoreStep
 from consumer.settings import Settings
 from consumer.source import kafka_consumer
+from language.identify import Identifier
+from language.step import IdentifyStep
 from observability.metrics import PipelineMetrics
 from storage.gold_labels import GoldLabels
+from storage.language_counts import LanguageMinuteCounts
 from storage.minute_counts import EntityMinuteCounts, MinuteCounts
 from storage.post_entities import PostEntities
 from storage.second_counts import SecondCounts
@@ -41,16 +45,36 @@ def record_reader(settings: Settings) -> MessageReader:
 
 
 def batch_steps(
-    scorer: BatchScorer, metrics: PipelineMetrics, watchlist: MatcherSource | None = None
+    scorer: BatchScorer,
+    metrics: PipelineMetrics,
+    watchlist: MatcherSource | None = None,
+    *,
+    identify: IdentifyStep | None = None,
+    routing: RoutingSource | None = None,
 ) -> list[BatchStep]:
-    """What every batch goes through between the poller and the writer, in order."""
+    """What every batch goes through between the poller and the writer, in order: the
+    watchlist's match, the language identification, the scoring (by ``routing``: the model
+    of each post's language; else ``scorer`` for every post)."""
     matching: list[BatchStep] = [] if watchlist is None else [MatchStep(watchlist)]
-    return [*matching, ScoreStep(scorer, metrics)]
+    identifying: list[BatchStep] = [] if identify is None else [identify]
+    return [*matching, *identifying, ScoreStep(scorer, metrics, routing)]
+
+
+def identify_step(settings: Settings) -> IdentifyStep:
+    """Language identification as ``settings`` say (``language.settings``)."""
+    return IdentifyStep(Identifier(), settings.language_detection, settings.language_min_confidence)
 
 
 def write_parts() -> list[WritePart]:
     """What every batch writes beside its rows, in its transaction, in order."""
-    return [MinuteCounts(), GoldLabels(), PostEntities(), EntityMinuteCounts(), SecondCounts()]
+    return [
+        MinuteCounts(),
+        GoldLabels(),
+        PostEntities(),
+        EntityMinuteCounts(),
+        SecondCounts(),
+        LanguageMinuteCounts(),
+    ]
 
 
 def build_pipeline(
@@ -63,9 +87,12 @@ def build_pipeline(
     steps: Sequence[BatchStep] | None = None,
     parts: Sequence[WritePart] | None = None,
     watchlist: MatcherSource | None = None,
+    routing: RoutingSource | None = None,
 ) -> Pipeline:
     """A pipeline on the broker, PostgreSQL and dead-letter topic that ``settings`` name,
-    matching posts against ``watchlist`` (the process's live one) when given.
+    matching posts against ``watchlist`` (the process's live one) when given, identifying
+    each post's language and scoring it with the model ``routing`` gives for it (without
+    ``routing``, ``scorer`` scores every post).
 
     ``steps`` and ``parts`` replace :func:`batch_steps` and :func:`write_parts` (benchmarks
     and tests measure or try a step this way).
@@ -74,7 +101,13 @@ def build_pipeline(
         settings,
         consumer=kafka_consumer(settings),
         reader=record_reader(settings),
-        steps=batch_steps(scorer, metrics, watchlist) if steps is None else steps,
+        steps=(
+            batch_steps(
+                scorer, metrics, watchlist, identify=identify_step(settings), routing=routing
+            )
+            if steps is None
+            else steps
+        ),
         sink=PostgresSink(
             settings.database_url_value(),
             labels=scorer.labels,

@@ -17,6 +17,9 @@ from stream_core.shutdown import stop_on_signals
 from stream_core.startup import StoppedWhileWaitingError, wait_for
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from consumer.routing import Routes
     from model.scorer import Scorer
     from stream_core.events import PipelineState
 
@@ -47,6 +50,7 @@ def consume(**kwargs: Any) -> None:
     from stream_core.events import PipelineState
 
     scorer = _load_scorer(settings)
+    routing = _load_routes(settings, scorer)
     state = PipelineState(model_loaded=True)
     metrics = PipelineMetrics()
     runtime = observability.start(settings, scorer, metrics, state)
@@ -64,6 +68,7 @@ def consume(**kwargs: Any) -> None:
             state=state,
             observers=runtime.observers,
             watchlist=runtime.watchlist,
+            routing=routing,
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: pipeline.stop())
@@ -93,6 +98,23 @@ def _load_scorer(settings: Settings) -> Scorer:
             f"expected {', '.join(LABELS)}"
         )
     return scorer
+
+
+def _load_routes(settings: Settings, primary: Scorer) -> Routes:
+    """The model of each language (``consumer.routing``): a clear error when one cannot be
+    loaded or does not read the language it is configured for."""
+    from consumer.routing import RoutingError, load_routes
+    from model.catalogue import resolve
+    from model.scorer import ModelLoadError, Scorer
+
+    def load(folder: Path) -> Scorer:
+        name, resolved = resolve(folder, settings.models_dir)
+        return Scorer.load(resolved, name=name)
+
+    try:
+        return load_routes(settings, primary, load)
+    except (ModelLoadError, RoutingError) as error:
+        raise click.ClickException(f"cannot route languages: {error}") from None
 
 
 def _wait_for_services(settings: Settings, state: PipelineState) -> None:

@@ -1,4 +1,5 @@
-"""The score step: the model labels every post of a batch, in one call."""
+"""The score step: each post of a batch is labelled by the model that reads its language (one
+call per model), or left unscored when no model does (``consumer.routing``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
+from consumer.routing import Routes, RoutingSource
 from observability.metrics import PipelineMetrics
 from stream_core.batch import Batch
+from stream_core.records import SCORED, UNSCORED, UNSUPPORTED_LANGUAGE, ScoredPost
 
 
 class ScoreResult(Protocol):
@@ -35,23 +38,55 @@ class BatchScorer(Protocol):
 
 class ScoreStep:
     """A :class:`~stream_core.batch.BatchStep`: fills each post's label, probabilities and the
-    version of the model that scored it; times the model (``sentiment_inference_seconds``)."""
+    version of the model that scored it, or marks it unscored when no model reads its language;
+    times the models (``sentiment_inference_seconds``).
 
-    def __init__(self, scorer: BatchScorer, metrics: PipelineMetrics) -> None:
-        self._scorer = scorer
+    ``routing`` says which model reads which language, read once per batch; without it
+    ``scorer`` scores every post.
+    """
+
+    def __init__(
+        self,
+        scorer: BatchScorer,
+        metrics: PipelineMetrics,
+        routing: RoutingSource | None = None,
+    ) -> None:
+        self._routing = routing or Routes.everything(scorer)
         self._metrics = metrics
 
     def process(self, batch: Batch) -> Batch:
         if not batch.posts:
             return batch  # only dead letters: the model need not run
         started = time.perf_counter()
-        result = self._scorer.score([post.text for post in batch.posts])
-        labels, version = self._scorer.labels, self._scorer.version
-        rows: list[list[float]] = result.probabilities.tolist()
-        label_ids: list[int] = result.label_ids.tolist()
-        batch.posts = [
-            replace(post, label=labels[label_id], probabilities=tuple(row), model_version=version)
-            for post, row, label_id in zip(batch.posts, rows, label_ids, strict=True)
-        ]
+        routes = self._routing.routes()
+        posts = list(batch.posts)
+        by_model: dict[int, tuple[BatchScorer, list[int]]] = {}
+        for i, post in enumerate(posts):
+            if (scorer := routes.scorer_for(post.lang)) is None:
+                posts[i] = replace(post, status=UNSCORED, unscored_reason=UNSUPPORTED_LANGUAGE)
+            else:
+                by_model.setdefault(id(scorer), (scorer, []))[1].append(i)
+        for scorer, indices in by_model.values():
+            for i, post in zip(indices, _scored(scorer, [posts[i] for i in indices]), strict=True):
+                posts[i] = post
+        batch.posts = posts
         self._metrics.inference_seconds.observe(time.perf_counter() - started)
         return batch
+
+
+def _scored(scorer: BatchScorer, posts: Sequence[ScoredPost]) -> list[ScoredPost]:
+    """``posts`` labelled by ``scorer``, in one call."""
+    result = scorer.score([post.text for post in posts])
+    labels, version = scorer.labels, scorer.version
+    rows: list[list[float]] = result.probabilities.tolist()
+    label_ids: list[int] = result.label_ids.tolist()
+    return [
+        replace(
+            post,
+            label=labels[label_id],
+            probabilities=tuple(row),
+            model_version=version,
+            status=SCORED,
+        )
+        for post, row, label_id in zip(posts, rows, label_ids, strict=True)
+    ]

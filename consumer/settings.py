@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from language.settings import LanguageSettings
 from model.settings import ModelSettings
 from observability.settings import ObservabilitySettings
 from storage.settings import StorageSettings
@@ -47,6 +48,7 @@ class Settings(
     ObservabilitySettings,
     StorageSettings,
     ModelSettings,
+    LanguageSettings,
     StartupSettings,
     LoggingSettings,
 ):

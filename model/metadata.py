@@ -47,6 +47,11 @@ class ModelMetadata(BaseModel):
     created_at: datetime
     version: str = Field(description="<name>-<first 12 hex digits of the ONNX file's sha256>.")
     preprocessing: Preprocessing = "none"
+    languages: tuple[str, ...] = Field(
+        default=("en",),
+        description="Languages the model reads (ISO 639-1 codes); posts in others are routed "
+        "elsewhere or left unscored (docs/languages.md).",
+    )
     metrics: dict[str, Any] | None = Field(default=None, description="Evaluation, once known.")
     training: dict[str, Any] | None = Field(default=None, description="How it was trained.")
     throughput: dict[str, Any] | None = Field(

@@ -35,6 +35,10 @@ COLUMNS = (
     "gold_label",
     "gold_label_at",
     "extra",
+    "lang_source",
+    "lang_confidence",
+    "status",
+    "unscored_reason",
 )
 COLUMN_LIST = ", ".join(COLUMNS)
 
@@ -43,7 +47,8 @@ CREATE TEMPORARY TABLE IF NOT EXISTS scored_posts_staging (
     post_id text, text text, author text, lang text, created_at timestamptz, label text,
     prob_negative real, prob_neutral real, prob_positive real, model_version text,
     kafka_topic text, kafka_partition integer, kafka_offset bigint, kafka_timestamp timestamptz,
-    gold_label text, gold_label_at timestamptz, extra jsonb
+    gold_label text, gold_label_at timestamptz, extra jsonb,
+    lang_source text, lang_confidence real, status text, unscored_reason text
 ) ON COMMIT DELETE ROWS
 """
 
@@ -79,7 +84,8 @@ def row(post: ScoredPost, column_order: Sequence[int]) -> tuple[Any, ...]:
         post.lang,
         post.created_at,
         post.label,
-        *(post.probabilities[i] for i in column_order),
+        # An unscored post (no model reads its language) has no probabilities.
+        *(post.probabilities[i] if post.probabilities else None for i in column_order),
         post.model_version,
         post.topic,
         post.partition,
@@ -88,6 +94,10 @@ def row(post: ScoredPost, column_order: Sequence[int]) -> tuple[Any, ...]:
         post.gold_label,
         post.gold_label_at,
         Jsonb(post.extra) if post.extra is not None else None,
+        post.lang_source,
+        post.lang_confidence,
+        post.status,
+        post.unscored_reason,
     )
 
 

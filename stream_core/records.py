@@ -10,6 +10,10 @@ from typing import Any
 from stream_core.contract import GOLD_LABEL_HEADER, DeadLetterReason
 
 TopicPartition = tuple[str, int]
+# ScoredPost.status, and the reason a post is unscored.
+SCORED = "scored"
+UNSCORED = "unscored"
+UNSUPPORTED_LANGUAGE = "unsupported_language"  # no model reads the post's language
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +136,14 @@ class ScoredPost:
     model_version: str | None = None  # the model that scored this very post
     # Filled by the watchlist's match step: names of the watched entities the post names.
     entities: tuple[str, ...] = ()
+    # Filled by the language step (``language.step``): where ``lang`` came from (message or
+    # detected) and how sure the identification was.
+    lang_source: str | None = None
+    lang_confidence: float | None = None
+    # Filled by the score step: scored, or unscored with the reason (no model reads its
+    # language: ``unsupported_language``), then ``label`` stays None.
+    status: str | None = None
+    unscored_reason: str | None = None
 
     @classmethod
     def unscored(cls, record: SourceRecord, post: Post) -> ScoredPost:
