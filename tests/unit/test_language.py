@@ -79,11 +79,11 @@ def test_below_the_floor_the_language_is_undetermined(identifier: Identifier) ->
 
 def test_settings_read_language_models_as_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SENTIMENT_LANGUAGE_MODELS", "es=/models/es, pt-BR=/models/pt")
-    settings = LanguageSettings()
+    settings = LanguageSettings(_env_file=None)  # type: ignore[call-arg]
     assert settings.language_models == {"es": Path("/models/es"), "pt": Path("/models/pt")}
     monkeypatch.setenv("SENTIMENT_LANGUAGE_MODELS", "es")
     with pytest.raises(ValidationError, match="lang=folder"):
-        LanguageSettings()
+        LanguageSettings(_env_file=None)  # type: ignore[call-arg]
 
 
 def scorer(version: str) -> FakeScorer:
