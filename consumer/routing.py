@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
+from language.identify import UNDETERMINED
+
 if TYPE_CHECKING:
     from consumer.scoring import BatchScorer
     from language.settings import LanguageSettings
@@ -61,9 +63,12 @@ class Routes:
         return self
 
     def scorer_for(self, lang: str | None) -> BatchScorer | None:
-        """The model that reads ``lang``, or None: no model does. A post whose language is not
-        known (identification off, message without lang) goes to the default model."""
-        if lang is None:
+        """The model that reads ``lang``, or None: no model does.
+
+        A post whose language is not known goes to the default model: identification off and
+        no lang in the message, or ``und`` (too little text to tell: "lol", emoji, numbers).
+        """
+        if lang is None or lang == UNDETERMINED:
             return self.default.scorer
         for route in self._routes:
             if route.languages is None or lang in route.languages:

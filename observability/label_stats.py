@@ -52,7 +52,8 @@ class OnlineLabelStats:
 
     def on_batch_committed(self, batch: CommittedBatch) -> None:
         counts = Counter(post.label for post in batch.posts if post.label is not None)
-        gold = [post for post in batch.posts if post.gold_label is not None]
+        # Unscored posts (no model reads their language) are no part of the online accuracy.
+        gold = [p for p in batch.posts if p.gold_label is not None and p.label is not None]
         correct = sum(post.gold_label == post.label for post in gold)
         with self._lock:
             self._counts.update(counts)

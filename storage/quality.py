@@ -30,7 +30,7 @@ from stream_core.quality import Confusion
 CONFUSION_BY_VERSION = """
 SELECT model_version, gold_label, label, count(*)
 FROM scored_posts
-WHERE gold_label IS NOT NULL
+WHERE gold_label IS NOT NULL AND label IS NOT NULL  -- unscored posts have no label
   AND gold_label_at >= %(since)s AND gold_label_at < %(until)s
   AND (%(version)s::text IS NULL OR model_version = %(version)s::text)
 GROUP BY 1, 2, 3
@@ -40,7 +40,7 @@ CONFUSION_OVER_TIME = """
 SELECT date_bin(%(bucket)s::interval, gold_label_at, %(since)s) AS bucket,
        model_version, gold_label, label, count(*)
 FROM scored_posts
-WHERE gold_label IS NOT NULL
+WHERE gold_label IS NOT NULL AND label IS NOT NULL  -- unscored posts have no label
   AND gold_label_at >= %(since)s AND gold_label_at < %(until)s
 GROUP BY 1, 2, 3, 4
 ORDER BY 1

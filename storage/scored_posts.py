@@ -136,6 +136,7 @@ def label_counts_every(
     finer than the per-minute counts, for short runs."""
     return conn.execute(
         "SELECT date_bin(make_interval(secs => %s), coalesce(created_at, scored_at),"
-        " timestamptz '2000-01-01'), label, count(*) FROM scored_posts GROUP BY 1, 2",
+        " timestamptz '2000-01-01'), label, count(*) FROM scored_posts"
+        " WHERE label IS NOT NULL GROUP BY 1, 2",
         (seconds,),
     ).fetchall()

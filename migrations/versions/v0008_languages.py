@@ -2,7 +2,8 @@
 posts per language per minute, with hourly and daily rollups.
 
 The new ``scored_posts`` columns reach every partition (PostgreSQL adds a column of a
-partitioned table to each of its partitions). Rows stored before this revision keep NULL in
+partitioned table to each of its partitions), and its label, probabilities and model version
+may now be NULL: an unscored post has none. Rows stored before this revision keep NULL in
 them: nothing said then whether their language was read.
 
 Revision ID: 0008
@@ -22,9 +23,13 @@ branch_labels = None
 depends_on = None
 
 STATUS_CHECK = "status IN ('scored', 'unscored')"
+# What an unscored post has none of.
+SCORE_COLUMNS = ("label", "prob_negative", "prob_neutral", "prob_positive", "model_version")
 
 
 def upgrade() -> None:
+    for column in SCORE_COLUMNS:
+        op.alter_column("scored_posts", column, nullable=True)
     op.add_column("scored_posts", sa.Column("lang_source", sa.Text))
     op.add_column("scored_posts", sa.Column("lang_confidence", sa.REAL))
     op.add_column("scored_posts", sa.Column("status", sa.Text))
@@ -59,5 +64,9 @@ def downgrade() -> None:
     op.drop_table("language_minute_counts")
     for name in ("unscored_reason", "status", "lang_source"):
         op.drop_constraint(f"ck_scored_posts_{name}", "scored_posts", type_="check")
+    # The older schema cannot hold a post without a label: unscored posts are dropped.
+    op.execute("DELETE FROM scored_posts WHERE label IS NULL")
     for column in ("unscored_reason", "status", "lang_confidence", "lang_source"):
         op.drop_column("scored_posts", column)
+    for column in SCORE_COLUMNS:
+        op.alter_column("scored_posts", column, nullable=False)

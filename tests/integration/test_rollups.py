@@ -114,19 +114,19 @@ def test_a_new_family_is_one_line_and_starts_from_its_counts_so_far(
     conn: psycopg.Connection[Any], database_url: str
 ) -> None:
     conn.execute(
-        "CREATE TABLE language_minute_counts (minute timestamptz NOT NULL, lang text NOT NULL,"
+        "CREATE TABLE example_minute_counts (minute timestamptz NOT NULL, lang text NOT NULL,"
         " label text NOT NULL, count bigint NOT NULL, PRIMARY KEY (minute, lang, label))"
     )
     add = (
-        "INSERT INTO language_minute_counts VALUES (%s, %s, 'positive', 2)"
-        " ON CONFLICT (minute, lang, label) DO UPDATE SET count = language_minute_counts.count + 2"
+        "INSERT INTO example_minute_counts VALUES (%s, %s, 'positive', 2)"
+        " ON CONFLICT (minute, lang, label) DO UPDATE SET count = example_minute_counts.count + 2"
     )
     conn.execute(add, (START, "en"))
     before = [f.minute_table for f in rollups.families(conn)]  # the other features' families
     engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
     with engine.begin() as connection, Operations.context(MigrationContext.configure(connection)):
-        add_rollups("language_minute_counts")  # the one line, in the family's migration
-    assert query(database_url, "SELECT * FROM language_day_counts") == [
+        add_rollups("example_minute_counts")  # the one line, in the family's migration
+    assert query(database_url, "SELECT * FROM example_day_counts") == [
         (START.replace(hour=0), "en", "positive", 2)
     ]
     conn.execute(add, (START + timedelta(hours=3), "fr"))
@@ -135,16 +135,16 @@ def test_a_new_family_is_one_line_and_starts_from_its_counts_so_far(
     for resolution in ("hour", "day"):
         assert query(
             database_url,
-            f"SELECT {resolution}, lang, label, count FROM language_{resolution}_counts"
+            f"SELECT {resolution}, lang, label, count FROM example_{resolution}_counts"
             " ORDER BY 1, 2",
         ) == query(
             database_url,
             f"SELECT date_trunc('{resolution}', minute, 'UTC'), lang, label, sum(count)"
-            " FROM language_minute_counts GROUP BY 1, 2, 3 ORDER BY 1, 2",
+            " FROM example_minute_counts GROUP BY 1, 2, 3 ORDER BY 1, 2",
         )
     with engine.begin() as connection, Operations.context(MigrationContext.configure(connection)):
-        drop_rollups("language_minute_counts")
-        op.drop_table("language_minute_counts")
+        drop_rollups("example_minute_counts")
+        op.drop_table("example_minute_counts")
     engine.dispose()
     assert [f.minute_table for f in rollups.families(conn)] == before
 

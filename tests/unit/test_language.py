@@ -93,7 +93,7 @@ def scorer(version: str) -> FakeScorer:
 def test_posts_go_to_the_model_of_their_language() -> None:
     english, spanish = scorer("en-1"), scorer("es-1")
     routes = Routes(Route(english, frozenset({"en"})), [Route(spanish, frozenset({"es"}))])
-    batch = batch_of(("a", "en"), ("b", "es"), ("c", "ja"), ("d", None))
+    batch = batch_of(("a", "en"), ("b", "es"), ("c", "ja"), ("d", None), ("e", "und"))
     metrics = PipelineMetrics()
     posts = ScoreStep(english, metrics, routes).process(batch).posts
     assert [(p.model_version, p.status, p.unscored_reason) for p in posts] == [
@@ -101,9 +101,10 @@ def test_posts_go_to_the_model_of_their_language() -> None:
         ("es-1", "scored", None),
         (None, "unscored", "unsupported_language"),
         ("en-1", "scored", None),  # no language known: the default model
+        ("en-1", "scored", None),
     ]
     assert posts[2].label is None and posts[2].probabilities == ()
-    assert [p.offset for p in posts] == [0, 1, 2, 3]  # order kept
+    assert [p.offset for p in posts] == [0, 1, 2, 3, 4]  # order kept
 
 
 def test_a_fallback_reads_what_no_other_model_reads() -> None:

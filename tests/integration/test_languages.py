@@ -1,0 +1,149 @@
+"""Languages on the real stream (broker and PostgreSQL): each post's language identified or
+taken from its message, routed to the model that reads it (proven by each row's model
+version), unscored when none does, and counted exactly per language across a replay."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consumer.routing import load_routes
+from language.settings import LanguageSettings
+from model.metadata import ModelMetadata
+from model.scorer import Scorer
+from tests.fixtures import pipeline as support
+from tests.fixtures.languages import post_text
+
+pytestmark = pytest.mark.integration
+
+# Posts per (text language, lang in the message): German with the message's "es" is routed as
+# Spanish (the message's own lang is honoured), German without lang has no model.
+MIX = {("en", None): 60, ("es", None): 30, ("de", None): 20, ("de", "es"): 10, ("en", "en"): 10}
+
+
+@pytest.fixture(scope="module")
+def spanish_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model standing in for a Spanish one: its metadata reads es, its version differs."""
+    folder = tmp_path_factory.mktemp("models") / "tiny-es"
+    shutil.copytree(tiny_model_dir, folder)
+    metadata = ModelMetadata.read(folder)
+    metadata.with_updates(languages=("es",), version=f"tiny-es-{metadata.onnx_sha256[:12]}").write(
+        folder
+    )
+    return folder
+
+
+def mixed_posts() -> list[bytes]:
+    values: list[bytes] = []
+    for (lang, given), count in MIX.items():
+        for _ in range(count):
+            i = len(values)
+            fields: dict[str, Any] = {"lang": given} if given else {}
+            values.append(support.post_value(i, text=post_text(lang, i), **fields))
+    return values
+
+
+def test_posts_are_routed_by_language_and_counted_exactly_across_a_replay(
+    kafka_bootstrap: str,
+    database_url: str,
+    topic: str,
+    tiny_model_dir: Path,
+    spanish_model_dir: Path,
+) -> None:
+    english = Scorer.load(tiny_model_dir, threads=1)
+    routes = load_routes(
+        LanguageSettings(language_models={"es": spanish_model_dir}),  # type: ignore[call-arg]
+        english,
+        lambda folder: Scorer.load(folder, threads=1),
+    )
+    spanish_version = ModelMetadata.read(spanish_model_dir).version
+    values = mixed_posts()
+    n, partitions = len(values), 2
+    support.create_topic(kafka_bootstrap, topic, partitions)
+    counts = support.produce(kafka_bootstrap, topic, values, partitions=partitions)
+    support.migrated(database_url)
+    settings = support.settings_for(kafka_bootstrap, database_url, topic)
+    with support.running_pipeline(settings, english, routing=routes) as first:
+        support.wait_until(lambda: support.row_count(database_url) >= n, 90, f"{n} rows")
+    assert not first.errors
+
+    expected_rows = [
+        ("de", "detected", "unscored", "unsupported_language", None, 20),
+        ("en", "detected", "scored", None, english.version, 60),
+        ("en", "message", "scored", None, english.version, 10),
+        ("es", "detected", "scored", None, spanish_version, 30),
+        ("es", "message", "scored", None, spanish_version, 10),
+    ]
+    rows_sql = (
+        "SELECT lang, lang_source, status, unscored_reason, model_version, count(*)"
+        " FROM scored_posts GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2"
+    )
+    expected_counts = [("de", "unscored", 20), ("en", "scored", 70), ("es", "scored", 40)]
+    counts_sql = (
+        "SELECT lang, status, sum(count)::int FROM language_minute_counts GROUP BY 1, 2 ORDER BY 1"
+    )
+
+    def check() -> None:
+        assert support.query(database_url, rows_sql) == expected_rows
+        assert support.query(database_url, counts_sql) == expected_counts
+        # Unscored posts are kept out of the label counts, and have no label nor probabilities.
+        assert support.aggregate_total(database_url) == n - 20
+        unscored = support.query(
+            database_url,
+            "SELECT count(*) FROM scored_posts WHERE status = 'unscored'"
+            " AND label IS NULL AND prob_negative IS NULL AND lang_confidence > 0.5",
+        )
+        assert unscored == [(20,)]
+
+    check()
+    # Confidence only where the text was read: the message's lang taken as given is not checked.
+    assert support.query(
+        database_url,
+        "SELECT count(*) FROM scored_posts"
+        " WHERE lang_source = 'message' AND lang_confidence IS NULL",
+    ) == [(20,)]
+
+    # A new group reads the whole topic again: every row is a replay, nothing counts twice.
+    replay = support.settings_for(kafka_bootstrap, database_url, topic, group_id=f"replay-{topic}")
+
+    def replayed() -> bool:
+        committed = support.committed_offsets(kafka_bootstrap, replay.group_id, topic, partitions)
+        return committed == counts
+
+    with support.running_pipeline(replay, english, routing=routes) as second:
+        support.wait_until(replayed, 90, "the replay to be committed")
+    assert not second.errors
+    assert second.metrics.duplicates_skipped._value.get() == n
+    check()
+
+
+def test_without_a_model_for_the_language_a_fallback_reads_it(
+    kafka_bootstrap: str,
+    database_url: str,
+    topic: str,
+    tiny_model_dir: Path,
+    spanish_model_dir: Path,
+) -> None:
+    english = Scorer.load(tiny_model_dir, threads=1)
+    fallback = Scorer.load(spanish_model_dir, threads=1)  # stands in for a multilingual model
+    routes = load_routes(
+        LanguageSettings(fallback_model=spanish_model_dir),  # type: ignore[call-arg]
+        english,
+        lambda folder: fallback,
+    )
+    values = [support.post_value(i, text=post_text("de", i)) for i in range(12)]
+    support.create_topic(kafka_bootstrap, topic, 1)
+    support.produce(kafka_bootstrap, topic, values, partitions=1)
+    support.migrated(database_url)
+    settings = support.settings_for(kafka_bootstrap, database_url, topic)
+    with support.running_pipeline(settings, english, routing=routes) as running:
+        support.wait_until(lambda: support.row_count(database_url) >= 12, 60, "12 rows")
+    assert not running.errors
+    assert support.query(
+        database_url,
+        "SELECT lang, status, model_version, count(*) FROM scored_posts GROUP BY 1, 2, 3",
+    ) == [("de", "scored", fallback.version, 12)]
+    assert support.aggregate_total(database_url) == 12
