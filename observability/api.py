@@ -24,6 +24,7 @@ from starlette.routing import compile_path
 
 from observability.admin import ErrorResponse, admin_guard
 from observability.label_stats import LabelDistribution, OnlineLabelStats
+from observability.language_stats import LanguageMix, OnlineLanguageStats
 from observability.metrics import PipelineMetrics
 from observability.watch_api import watch_router
 from observability.window_counts import WINDOW_PATTERN, WindowCounts, parse_window
@@ -120,6 +121,11 @@ class StatsResponse(BaseModel):
     online: OnlineStats = Field(description="Posts scored by this process since it started.")
     window: WindowStats | None = Field(description="All consumers, from PostgreSQL.")
     window_error: str | None = Field(description="Why `window` is null, when it is.")
+    languages: LanguageMix | None = Field(
+        default=None,
+        description="Posts per language committed by this process since it started, and the "
+        "share no model reads (null where the process counts none).",
+    )
 
 
 class ReadyResponse(BaseModel):
@@ -175,6 +181,7 @@ def create_app(
     watch_store: WatchStore | None = None,
     live_matcher: Callable[[], Matcher] = lambda: Matcher(()),
     admin_token: SecretStr | None = None,
+    language_stats: OnlineLanguageStats | None = None,
 ) -> FastAPI:
     """The API over one scorer, pipeline state, metrics registry and statistics sources;
     ``/watch`` over ``watch_store`` (when given) and ``live_matcher`` (the process's current
@@ -315,6 +322,7 @@ def create_app(
             ),
             window=window_stats,
             window_error=window_error,
+            languages=language_stats.mix() if language_stats is not None else None,
         )
 
     async def _window_stats(

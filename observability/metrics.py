@@ -110,6 +110,14 @@ class PipelineMetrics:
             "1 on the one replica running fleet-wide spike detection, else 0.",
             registry=r,
         )
+        # Per language: the most common languages by name, the rest as "other" (bounded).
+        self.language_posts = Counter(
+            "sentiment_posts_by_language_total",
+            "Posts committed by this replica, by language (und: undetermined, other: any "
+            "language not tracked by name) and status (scored, unscored: no model reads it).",
+            ["lang", "status"],
+            registry=r,
+        )
         # Per watched entity: only the entities marked metrics: true, at most
         # SENTIMENT_WATCH_METRICS_MAX of them, so the label stays bounded.
         self.entity_posts = Counter(

@@ -22,6 +22,7 @@ from observability.entity_metrics import EntityPostCounts, MetricEntities
 from observability.fleet_spikes import PRUNE_EVERY_S, ROLE, FleetSpikes
 from observability.http_server import HttpServer
 from observability.label_stats import OnlineLabelStats
+from observability.language_stats import OnlineLanguageStats
 from observability.metrics import PipelineMetrics
 from observability.settings import ObservabilitySettings
 from storage import watch_entities
@@ -110,8 +111,9 @@ def start(
     listener = ChangeListener(database_url, poll_s=settings.watch_poll_s)
     listener.subscribe(watch_entities.CHANNEL, watchlist.refresh)
     label_stats = OnlineLabelStats(scorer.labels)
+    language_stats = OnlineLanguageStats(metrics)
     runtime = ObservabilityRuntime(
-        observers=(label_stats, EntityPostCounts(metrics, metric_entities)),
+        observers=(label_stats, EntityPostCounts(metrics, metric_entities), language_stats),
         label_stats=label_stats,
         watchlist=watchlist,
         fleet_spikes=fleet_spikes,
@@ -136,6 +138,7 @@ def start(
             watch_store=WatchStore(database_url),
             live_matcher=lambda: watchlist.matcher,
             admin_token=settings.admin_token,
+            language_stats=language_stats,
         )
         try:
             runtime.http = HttpServer(app, settings.http_host, settings.http_port)
