@@ -57,6 +57,11 @@ def test_dashboard_sql_runs_against_the_migrated_schema(database_url: str) -> No
             "'v1')",
             {"t": FROM_TS.replace(minute=31)},
         )
+        conn.execute(
+            "INSERT INTO language_minute_counts (minute, lang, status, count) VALUES "
+            "(%(m)s, 'en', 'scored', 6), (%(m)s, 'es', 'unscored', 3), (%(m)s, 'und', 'scored', 1)",
+            {"m": FROM_TS.replace(minute=30)},
+        )
         for target in targets:
             rows = conn.execute(grafana_sql(target["rawSql"])).fetchall()
             assert rows, target["rawSql"]
@@ -77,6 +82,15 @@ def test_dashboard_sql_runs_against_the_migrated_schema(database_url: str) -> No
             ("negative", 30.0),
             ("neutral", 50.0),
             ("positive", 20.0),
+        ]
+        languages_sql = next(t["rawSql"] for t in targets if "language_" in t["rawSql"])
+        languages = conn.execute(grafana_sql(languages_sql)).fetchall()
+        assert [
+            (lang, posts, unscored, float(share)) for lang, posts, unscored, share in languages
+        ] == [
+            ("en", 6, None, 60.0),
+            ("es", 3, 3, 30.0),
+            ("und", 1, None, 10.0),
         ]
         # A week reads the hourly counts, a quarter the daily ones (once refreshed).
         refresh(conn, FROM_TS - timedelta(days=1))
