@@ -29,6 +29,7 @@ class LabelledTweet:
     text: str
     label_id: int
     line_no: int  # 0-based line of the tweet in its split's files
+    lang: str | None = None  # its language when the data says (None: the data set's own)
 
 
 @dataclass(frozen=True)

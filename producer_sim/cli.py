@@ -22,6 +22,7 @@ from producer_sim.download import (
     download_tweeteval,
     is_downloaded,
 )
+from producer_sim.languages import mixed, sample_languages
 from producer_sim.posts import Spike
 from producer_sim.progress import live_progress, summary_table
 from producer_sim.simulator import Simulator, SimulatorConfig
@@ -220,6 +221,18 @@ def _entity_name(_ctx: click.Context, _param: click.Parameter, name: str | None)
     default="lz4",
     show_default=True,
 )
+@click.option(
+    "--languages",
+    default="",
+    metavar="CODES",
+    help="Mix in the bundled tweets of these languages, e.g. es,de,ar (of "
+    f"{','.join(sample_languages())}; 200 each, spread evenly through the replay).",
+)
+@click.option(
+    "--omit-lang",
+    is_flag=True,
+    help="Send no lang field: the consumer identifies every post's language.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def simulate(**kwargs: Any) -> None:
@@ -233,6 +246,12 @@ def simulate(**kwargs: Any) -> None:
     if kwargs["poison_rate"] + kwargs["duplicate_rate"] > 1:
         raise click.UsageError("--poison-rate plus --duplicate-rate must not exceed 1")
     tweets = load_tweets(kwargs)
+    languages = [code.strip() for code in kwargs["languages"].split(",") if code.strip()]
+    if languages:
+        try:
+            tweets = mixed(tweets, languages)
+        except DataError as error:
+            raise click.BadParameter(str(error), param_hint="--languages") from None
     config = SimulatorConfig(
         topic=settings.topic,
         tweets=tweets,
@@ -249,6 +268,7 @@ def simulate(**kwargs: Any) -> None:
         partitions=kwargs["partitions"],
         replication_factor=kwargs["replication_factor"],
         compression=kwargs["compression"],
+        omit_lang=kwargs["omit_lang"],
     )
     try:
         simulator = Simulator(config, settings.producer_kafka_config())

@@ -118,10 +118,12 @@ class AuthorPool:
         return self._rng.choice(self._names)
 
 
-def post_fields(post_id: str, text: str, author: str, lang: str) -> dict[str, str]:
-    """The message contract's fields, stamped with the current UTC time."""
+def post_fields(post_id: str, text: str, author: str, lang: str | None) -> dict[str, str]:
+    """The message contract's fields, stamped with the current UTC time (no ``lang`` when
+    None: the consumer identifies it)."""
     created_at = datetime.now(UTC).isoformat(timespec="milliseconds")
-    return {"id": post_id, "text": text, "created_at": created_at, "author": author, "lang": lang}
+    fields = {"id": post_id, "text": text, "created_at": created_at, "author": author}
+    return fields if lang is None else {**fields, "lang": lang}
 
 
 def encode(fields: dict[str, str]) -> bytes:

@@ -58,7 +58,8 @@ class SimulatorConfig:
     shuffle: bool = False
     seed: int | None = None
     authors: int = 1000
-    lang: str = "en"
+    lang: str = "en"  # of the tweets whose data names none
+    omit_lang: bool = False  # send no lang: the consumer must identify every post's language
     spike: Spike | None = None
     poison_rate: float = 0.0
     duplicate_rate: float = 0.0
@@ -246,7 +247,8 @@ class Simulator:
             text = self._mentions.mention(text)
             summary.entity_posts += 1
         author, label = self._authors.next(), LABELS[tweet.label_id]
-        value = encode(post_fields(self._post_id(seq), text, author, config.lang))
+        lang = None if config.omit_lang else tweet.lang or config.lang
+        value = encode(post_fields(self._post_id(seq), text, author, lang))
         outgoing = _Outgoing(
             author.encode(), value, {KIND_HEADER: "post", GOLD_LABEL_HEADER: label}
         )
