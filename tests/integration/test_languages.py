@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from consumer.routing import load_routes
+from consumer.routing import Routes, load_routes
 from language.settings import LanguageSettings
 from model.metadata import ModelMetadata
 from model.scorer import Scorer
@@ -36,6 +36,12 @@ def spanish_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFac
     return folder
 
 
+@pytest.fixture
+def models(tiny_model_dir: Path, spanish_model_dir: Path) -> tuple[Path, Path]:
+    """The default model's folder and the Spanish stand-in's."""
+    return tiny_model_dir, spanish_model_dir
+
+
 def mixed_posts() -> list[bytes]:
     values: list[bytes] = []
     for (lang, given), count in MIX.items():
@@ -46,19 +52,18 @@ def mixed_posts() -> list[bytes]:
     return values
 
 
+def routed(default_dir: Path, **languages: Any) -> tuple[Scorer, Routes]:
+    """The default model and the routes that ``languages`` (language settings) give."""
+    default = Scorer.load(default_dir, threads=1)
+    settings = LanguageSettings(**languages)
+    return default, load_routes(settings, default, lambda folder: Scorer.load(folder, threads=1))
+
+
 def test_posts_are_routed_by_language_and_counted_exactly_across_a_replay(
-    kafka_bootstrap: str,
-    database_url: str,
-    topic: str,
-    tiny_model_dir: Path,
-    spanish_model_dir: Path,
+    kafka_bootstrap: str, database_url: str, topic: str, models: tuple[Path, Path]
 ) -> None:
-    english = Scorer.load(tiny_model_dir, threads=1)
-    routes = load_routes(
-        LanguageSettings(language_models={"es": spanish_model_dir}),  # type: ignore[call-arg]
-        english,
-        lambda folder: Scorer.load(folder, threads=1),
-    )
+    default_dir, spanish_model_dir = models
+    english, routes = routed(default_dir, language_models={"es": spanish_model_dir})
     spanish_version = ModelMetadata.read(spanish_model_dir).version
     values = mixed_posts()
     n, partitions = len(values), 2
@@ -121,19 +126,12 @@ def test_posts_are_routed_by_language_and_counted_exactly_across_a_replay(
 
 
 def test_without_a_model_for_the_language_a_fallback_reads_it(
-    kafka_bootstrap: str,
-    database_url: str,
-    topic: str,
-    tiny_model_dir: Path,
-    spanish_model_dir: Path,
+    kafka_bootstrap: str, database_url: str, topic: str, models: tuple[Path, Path]
 ) -> None:
-    english = Scorer.load(tiny_model_dir, threads=1)
-    fallback = Scorer.load(spanish_model_dir, threads=1)  # stands in for a multilingual model
-    routes = load_routes(
-        LanguageSettings(fallback_model=spanish_model_dir),  # type: ignore[call-arg]
-        english,
-        lambda folder: fallback,
-    )
+    default_dir, spanish_model_dir = models
+    # The Spanish stand-in stands in for a multilingual model too.
+    english, routes = routed(default_dir, fallback_model=spanish_model_dir)
+    fallback_version = ModelMetadata.read(spanish_model_dir).version
     values = [support.post_value(i, text=post_text("de", i)) for i in range(12)]
     support.create_topic(kafka_bootstrap, topic, 1)
     support.produce(kafka_bootstrap, topic, values, partitions=1)
@@ -145,5 +143,5 @@ def test_without_a_model_for_the_language_a_fallback_reads_it(
     assert support.query(
         database_url,
         "SELECT lang, status, model_version, count(*) FROM scored_posts GROUP BY 1, 2, 3",
-    ) == [("de", "scored", fallback.version, 12)]
+    ) == [("de", "scored", fallback_version, 12)]
     assert support.aggregate_total(database_url) == 12
