@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from consumer.routing import Route, Routes
+from consumer.routing import Route, Routes, RoutingError, load_routes
 from consumer.scoring import ScoreStep
 from language.identify import UNDETERMINED, Identifier, cleaned, language_code
 from language.settings import LanguageSettings
@@ -117,3 +120,45 @@ def test_a_fallback_reads_what_no_other_model_reads() -> None:
 def test_without_routes_one_model_scores_every_language() -> None:
     posts = ScoreStep(scorer("one"), PipelineMetrics()).process(batch_of(("c", "ja"))).posts
     assert [(p.model_version, p.status) for p in posts] == [("one", "scored")]
+
+
+@dataclass
+class Model:
+    """What load_routes reads of a loaded model folder."""
+
+    folder: Path
+    languages: tuple[str, ...] = ("en",)
+    labels: tuple[str, ...] = ("negative", "neutral", "positive")
+
+    @property
+    def metadata(self) -> Model:
+        return self
+
+    @property
+    def version(self) -> str:
+        return self.folder.name
+
+    def score(self, texts: Sequence[str]) -> Any:
+        raise NotImplementedError
+
+
+def routes_for(models: dict[str, Model], **languages: Any) -> Routes:
+    settings = LanguageSettings(_env_file=None, **languages)  # type: ignore[call-arg]
+    primary = Model(Path("/m/default"))
+    return load_routes(settings, primary, lambda folder: models[folder.name])  # type: ignore[arg-type,return-value]
+
+
+def test_each_folder_is_loaded_once_and_must_read_its_language() -> None:
+    both = Model(Path("/m/romance"), languages=("es", "pt"))
+    routes = routes_for({"romance": both}, language_models="es=/m/romance,pt=/m/romance")
+    assert routes.scorer_for("es") is routes.scorer_for("pt") is both
+    assert routes.scorer_for("ja") is None
+    assert routes.languages == {"en", "es", "pt"}
+    with pytest.raises(RoutingError, match=r"configured for 'it'.*declares es, pt"):
+        routes_for({"romance": both}, language_models="it=/m/romance")
+
+
+def test_a_routed_model_must_predict_the_default_models_labels_in_order() -> None:
+    odd = Model(Path("/m/xlm"), labels=("positive", "neutral", "negative"))
+    with pytest.raises(RoutingError, match="in its order"):
+        routes_for({"xlm": odd}, fallback_model="/m/xlm")
