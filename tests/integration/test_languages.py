@@ -5,6 +5,7 @@ version), unscored when none does, and counted exactly per language across a rep
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,11 @@ import pytest
 
 from consumer.routing import Routes, load_routes
 from language.settings import LanguageSettings
+from model.data import read_split
 from model.metadata import ModelMetadata
 from model.scorer import Scorer
+from producer_sim.languages import mixed
+from producer_sim.simulator import Simulator, SimulatorConfig
 from tests.fixtures import pipeline as support
 from tests.fixtures.languages import post_text
 
@@ -145,3 +149,36 @@ def test_without_a_model_for_the_language_a_fallback_reads_it(
         "SELECT lang, status, model_version, count(*) FROM scored_posts GROUP BY 1, 2, 3",
     ) == [("de", "scored", fallback_version, 12)]
     assert support.aggregate_total(database_url) == 12
+
+
+def test_the_simulators_multilingual_stream_is_counted_per_language(
+    kafka_bootstrap: str, database_url: str, topic: str, sample_dir: Path, tiny_model_dir: Path
+) -> None:
+    """The bundled sample through the simulator: each post's lang honoured, only English
+    scored by the default model, the rest stored unscored and counted exactly."""
+    n = 600
+    tweets = mixed(read_split(sample_dir, "val"), ["es", "ar", "hi"])[:n]
+    expected = Counter(tweet.lang or "en" for tweet in tweets)
+    assert set(expected) == {"en", "es", "ar", "hi"}
+    config = SimulatorConfig(topic=topic, tweets=tweets, rate_per_s=0, seed=3, partitions=2)
+    summary = Simulator(config, {"bootstrap.servers": kafka_bootstrap}).run()
+    assert summary.posts == n
+    support.migrated(database_url)
+    english, routes = routed(tiny_model_dir)
+    settings = support.settings_for(kafka_bootstrap, database_url, topic)
+    with support.running_pipeline(settings, english, routing=routes) as running:
+        support.wait_until(lambda: support.row_count(database_url) >= n, 90, f"{n} rows")
+    assert not running.errors
+    counts = support.query(
+        database_url,
+        "SELECT lang, status, sum(count)::int FROM language_minute_counts GROUP BY 1, 2",
+    )
+    assert sorted(counts) == sorted(
+        (lang, "scored" if lang == "en" else "unscored", count) for lang, count in expected.items()
+    )
+    assert support.aggregate_total(database_url) == expected["en"]
+    gold_of_unscored = support.query(
+        database_url,
+        "SELECT count(*) FROM scored_posts WHERE status = 'unscored' AND gold_label IS NOT NULL",
+    )
+    assert gold_of_unscored == [(n - expected["en"],)]  # labelled, yet never scored
