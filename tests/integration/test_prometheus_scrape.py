@@ -77,7 +77,7 @@ def test_no_server_when_the_port_is_zero() -> None:
     try:
         assert api.http is None
         assert api.http_port is None
-        assert len(api.observers) == 2
+        assert len(api.observers) == 3  # label mix, entity counts, language mix
     finally:
         api.close()
 
