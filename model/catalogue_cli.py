@@ -7,7 +7,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 from rich.console import Console
@@ -23,6 +23,7 @@ from model.cli_options import (
     threads_option,
     user_errors,
 )
+from model.metadata import QUANTIZATIONS, Quantization
 from model.recipes import EVAL_SPLITS, RECIPES, TRAIN_SPLITS
 from model.settings import ModelSettings
 from stream_core.cli_options import load_settings, settings_options
@@ -237,11 +238,31 @@ def compare(
     default=None,
     help="Its PyTorch checkpoint [default: the one its metadata names].",
 )
+@click.option(
+    "--quantize",
+    type=click.Choice(QUANTIZATIONS),
+    default=None,
+    help="Export format [default: the folder's own; legacy int8 folders: int8-dynamic].",
+)
+@click.option(
+    "--provenance",
+    default=None,
+    help="Where --checkpoint came from, recorded in metadata.json [default: the folder's].",
+)
 @data_option
 @settings_options(ModelSettings, "models_dir")
-def reexport(*, model_name: str, checkpoint: Path | None, data_dir: Path, **flags: Any) -> None:
+def reexport(
+    *,
+    model_name: str,
+    checkpoint: Path | None,
+    quantize: str | None,
+    provenance: str | None,
+    data_dir: Path,
+    **flags: Any,
+) -> None:
     """Export a model folder again from its checkpoint with today's export code (after an
-    export change), keeping its training provenance, and evaluate it on the same lines."""
+    export change), keeping its training provenance, and evaluate it on the same lines.
+    Files of the folder that an export does not write (e.g. a drift profile) are kept."""
     from model.catalogue import resolve
     from model.evaluate import evaluate, record_metrics
     from model.export import export_model
@@ -264,15 +285,17 @@ def reexport(*, model_name: str, checkpoint: Path | None, data_dir: Path, **flag
         after = export_model(
             str(source),
             folder,
-            quantization=before.quantization,
+            quantization=cast(Quantization, quantize or before.quantization),
             max_length=before.max_length,
             preprocessing=before.preprocessing,
             training=training,
+            provenance=provenance or before.provenance,
         )
         evaluation = evaluate(Scorer.load(folder), data_dir, splits)
         record_metrics(folder, evaluation, command_line())
     click.echo(
-        f"{folder}: {before.version} -> {after.version}; macro recall "
+        f"{folder}: {before.version} ({before.quantization}) -> {after.version} "
+        f"({after.quantization}); macro recall "
         f"{(before.metrics or {}).get('macro_recall')} -> {evaluation.macro_recall:.4f} on "
         f"{', '.join(splits)}; measure its speed again with `model compare --record`"
     )

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from model.data import DataError, SplitSpec
-from model.metadata import MetadataError
+from model.metadata import QUANTIZATIONS, MetadataError
 
 DIR = click.Path(path_type=Path, file_okay=False)
 EXISTING_DIR = click.Path(path_type=Path, file_okay=False, exists=True)
@@ -54,7 +54,12 @@ data_option = click.option(
     help="TweetEval-format folder (<DIR>/sentiment/...).",
 )
 quantize_option = click.option(
-    "--quantize", type=click.Choice(["int8", "none"]), default="int8", show_default=True
+    "--quantize",
+    type=click.Choice(QUANTIZATIONS),
+    default="int8-static",
+    show_default=True,
+    help="int8-static: fixed scales, a post's scores depend only on its text; int8-dynamic: "
+    "scales per batch (scores move with batch-mates); none: fp32.",
 )
 max_length_option = click.option(
     "--max-length",

@@ -1,8 +1,11 @@
 """Hugging Face sequence-classification checkpoint -> self-contained ONNX model folder.
 
-Three steps, the optimum way: export to ONNX (``optimum.exporters.onnx``), ONNX Runtime graph
-optimisations (``ORTOptimizer``: attention / LayerNorm / GELU fusions) and, by default, int8
-dynamic quantisation (``ORTQuantizer``). The folder gets the ONNX file, the tokenizer files and
+Three steps: export to ONNX (``optimum.exporters.onnx``), ONNX Runtime graph optimisations
+(``ORTOptimizer``: LayerNorm / GELU fusions, and attention fusion unless the format needs the Q,
+K and V MatMuls apart) and quantisation. Formats: ``int8-static`` (the default, model/quantize.py:
+fixed scales calibrated on the bundled val tweets, so scores do not depend on batch-mates),
+``int8-dynamic`` (ONNX Runtime's ``quantize_dynamic``: activation scales per batch) and ``none``
+(fp32). The folder gets the ONNX file, the tokenizer files and
 ``metadata.json``. Heavy imports (torch, transformers, optimum) happen inside the functions.
 """
 
@@ -103,18 +106,47 @@ def _export_onnx(checkpoint: str, work: Path, revision: str | None, opset: int |
     return out
 
 
-def _optimise(exported: Path, work: Path) -> Path:
-    """Graph fusions at level 2: hardware-independent, so the file runs on any x86/ARM CPU."""
+def _optimise(exported: Path, work: Path, *, fuse_attention: bool = True) -> Path:
+    """Graph fusions at level 2: hardware-independent, so the file runs on any x86/ARM CPU.
+
+    ``fuse_attention=False`` keeps attention as plain MatMuls (and the embeddings unfused), so
+    int8-static can quantise the Q, K and V projections and the word embeddings.
+    """
     from optimum.onnxruntime import ORTOptimizer
     from optimum.onnxruntime.configuration import OptimizationConfig
 
-    out = work / "optimised"
+    out = work / ("optimised" if fuse_attention else "optimised-unfused")
     optimiser = ORTOptimizer.from_pretrained(exported, file_names=["model.onnx"])
-    optimiser.optimize(OptimizationConfig(optimization_level=2), save_dir=out)
+    config = OptimizationConfig(
+        optimization_level=2,
+        disable_attention_fusion=not fuse_attention,
+        disable_embed_layer_norm_fusion=True,
+    )
+    optimiser.optimize(config, save_dir=out)
     return out / "model_optimized.onnx"
 
 
-def _quantise(optimised: Path, work: Path) -> Path:
+def _quantise_static(fp32_folder: Path, work: Path) -> tuple[Path, dict[str, Any]]:
+    """int8-static (model/quantize.py), calibrated on the bundled val tweets as the scorer
+    tokenises them (the fp32 folder is loaded by the real scorer for that)."""
+    from model.data import SAMPLE_DIR, read_split
+    from model.quantize import quantise_file
+    from model.scorer import Scorer, available_cores
+
+    scorer = Scorer.load(fp32_folder, threads=available_cores(), batch_size=32)
+    texts = [t.text for t in read_split(SAMPLE_DIR, "val")]
+    out = work / "model_static.onnx"
+    details = quantise_file(
+        fp32_folder / ONNX_FILE,
+        out,
+        (feeds for _rows, feeds in scorer.batches(texts)),
+        threads=available_cores(),
+    )
+    details["calibration"] = f"{len(texts)} bundled TweetEval val tweets (model.data.SAMPLE_DIR)"
+    return out, details
+
+
+def _quantise_dynamic(optimised: Path, work: Path) -> Path:
     """int8 dynamic quantisation: int8 weights, activations quantised on the fly per batch.
 
     ONNX Runtime's own ``quantize_dynamic`` rather than ORTQuantizer: after the fusions the graph
@@ -171,16 +203,18 @@ def export_model(
     checkpoint: str,
     out_dir: Path,
     *,
-    quantization: Quantization = "int8",
+    quantization: Quantization = "int8-static",
     max_length: int = DEFAULT_MAX_LENGTH,
     revision: str | None = None,
     preprocessing: Preprocessing | None = None,
     opset: int | None = None,
     training: dict[str, Any] | None = None,
+    provenance: str | None = None,
 ) -> ModelMetadata:
     """Export ``checkpoint`` (hub id or local folder) into ``out_dir``; returns its metadata.
 
-    ``preprocessing`` defaults to the cardiffnlp tweet normalisation for cardiffnlp checkpoints.
+    ``preprocessing`` defaults to the cardiffnlp tweet normalisation for cardiffnlp checkpoints;
+    ``provenance`` is free text stored in metadata.json (where the checkpoint came from).
     """
     if preprocessing is None:
         preprocessing = "cardiffnlp" if "cardiffnlp" in checkpoint.lower() else "none"
@@ -200,29 +234,65 @@ def export_model(
         if not (exported / TOKENIZER_FILE).is_file():
             raise ModelExportError(f"{checkpoint} has no fast tokenizer (tokenizer.json)")
         pad_token_id, max_length = _tokenizer_limits(exported, max_length)
-        final = _optimise(exported, work)
-        if quantization == "int8":
-            log.info("quantising to int8", checkpoint=checkpoint)
-            final = _quantise(final, work)
-        shutil.copyfile(final, out_dir / ONNX_FILE)
-        for name in _COPIED_FILES:
-            if (exported / name).is_file():
-                shutil.copyfile(exported / name, out_dir / name)
-        sha = file_sha256(out_dir / ONNX_FILE)
-        metadata = ModelMetadata(
-            source_checkpoint=checkpoint,
-            source_revision=_source_revision(checkpoint, revision),
-            labels=labels,
-            max_length=max_length,
-            pad_token_id=pad_token_id,
+        common: dict[str, Any] = {
+            "source_checkpoint": checkpoint,
+            "labels": labels,
+            "max_length": max_length,
+            "pad_token_id": pad_token_id,
+            "preprocessing": preprocessing,
+        }
+        details: dict[str, Any] | None = None
+        if quantization == "int8-static":
+            unfused = _optimise(exported, work, fuse_attention=False)
+            fp32_folder = work / "fp32"
+            _write_folder(unfused, exported, fp32_folder, **common)
+            log.info("quantising to int8-static", checkpoint=checkpoint)
+            final, details = _quantise_static(fp32_folder, work)
+        else:
+            final = _optimise(exported, work)
+            if quantization == "int8-dynamic":
+                log.info("quantising to int8-dynamic", checkpoint=checkpoint)
+                final = _quantise_dynamic(final, work)
+        metadata = _write_folder(
+            final,
+            exported,
+            out_dir,
+            **common,
             quantization=quantization,
-            opset=_opset(out_dir / ONNX_FILE),
-            onnx_sha256=sha,
-            created_at=utc_now(),
-            version=model_version(checkpoint, sha),
-            preprocessing=preprocessing,
+            source_revision=_source_revision(checkpoint, revision),
             training=training,
+            quantization_details=details,
+            provenance=provenance,
         )
-    metadata.write(out_dir)
     log.info("model exported", out=str(out_dir), version=metadata.version)
+    return metadata
+
+
+def _write_folder(
+    onnx_file: Path,
+    exported: Path,
+    out_dir: Path,
+    *,
+    quantization: Quantization = "none",
+    **fields: Any,
+) -> ModelMetadata:
+    """Copy the ONNX file and the tokenizer files into ``out_dir`` and write its metadata.
+
+    Files already in ``out_dir`` that an export does not write (e.g. a drift profile) are kept.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(onnx_file, out_dir / ONNX_FILE)
+    for name in _COPIED_FILES:
+        if (exported / name).is_file():
+            shutil.copyfile(exported / name, out_dir / name)
+    sha = file_sha256(out_dir / ONNX_FILE)
+    metadata = ModelMetadata(
+        quantization=quantization,
+        opset=_opset(out_dir / ONNX_FILE),
+        onnx_sha256=sha,
+        created_at=utc_now(),
+        version=model_version(fields["source_checkpoint"], sha),
+        **fields,
+    )
+    metadata.write(out_dir)
     return metadata

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +19,11 @@ METADATA_FILE = "metadata.json"
 ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 
-Quantization = Literal["int8", "none"]
+# "int8-static": fixed scales, a post's scores depend only on its text (model/quantize.py);
+# "int8-dynamic": activation scales computed per batch, scores move with batch-mates;
+# "none": fp32. Folders written before int8-static existed say "int8": read as int8-dynamic.
+Quantization = Literal["int8-static", "int8-dynamic", "none"]
+QUANTIZATIONS: tuple[Quantization, ...] = ("int8-static", "int8-dynamic", "none")
 # "cardiffnlp": the tweet normalisation the cardiffnlp/TweetEval models were trained with
 # (user mentions -> "@user", links -> "http"); "none": text goes to the tokenizer unchanged.
 Preprocessing = Literal["cardiffnlp", "none"]
@@ -26,6 +31,10 @@ Preprocessing = Literal["cardiffnlp", "none"]
 
 class MetadataError(ValueError):
     """metadata.json is missing, not JSON, or does not describe a model."""
+
+
+class LegacyQuantizationWarning(UserWarning):
+    """A model folder from before int8-static: its int8 scores depend on batch-mates."""
 
 
 class ModelMetadata(BaseModel):
@@ -41,6 +50,12 @@ class ModelMetadata(BaseModel):
     max_length: int = Field(gt=2, description="Texts are truncated to this many tokens.")
     pad_token_id: int = Field(ge=0, description="Token id that pads short texts in a batch.")
     quantization: Quantization
+    quantization_details: dict[str, Any] | None = Field(
+        default=None, description="How int8-static chose its scales (calibration set, ranges)."
+    )
+    provenance: str | None = Field(
+        default=None, description="Where the checkpoint came from when it is not the source."
+    )
     opset: int = Field(gt=0)
     onnx_file: str = ONNX_FILE
     onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -57,6 +72,20 @@ class ModelMetadata(BaseModel):
     throughput: dict[str, Any] | None = Field(
         default=None, description="Measured tweets/s, with the CPU, threads and command."
     )
+
+    @field_validator("quantization", mode="before")
+    @classmethod
+    def _legacy_int8(cls, value: object) -> object:
+        if value == "int8":
+            warnings.warn(
+                'metadata.json says quantization "int8": read as int8-dynamic, whose scores '
+                "depend on the posts batched with each one; export it again (int8-static) for "
+                "scores that depend only on the post",
+                LegacyQuantizationWarning,
+                stacklevel=2,
+            )
+            return "int8-dynamic"
+        return value
 
     @field_validator("labels")
     @classmethod

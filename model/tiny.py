@@ -68,7 +68,8 @@ def _save_random_roberta(labels: tuple[str, ...], vocab_size: int, out_dir: Path
 
 
 def build_tiny_model(out_dir: Path, tweeteval_dir: Path) -> Path:
-    """Build the checkpoint in ``out_dir/checkpoint``, export it (int8) to ``out_dir/model``."""
+    """Build the checkpoint in ``out_dir/checkpoint``; export it (int8-static) to
+    ``out_dir/model``."""
     from tokenizers import Tokenizer
 
     checkpoint = out_dir / "checkpoint"
@@ -79,7 +80,7 @@ def build_tiny_model(out_dir: Path, tweeteval_dir: Path) -> Path:
     export_model(
         str(checkpoint),
         model_dir,
-        quantization="int8",
+        quantization="int8-static",
         max_length=MAX_LENGTH,
         preprocessing="cardiffnlp",
         training={"note": "random weights: a test fixture, not a sentiment model"},

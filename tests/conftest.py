@@ -100,7 +100,7 @@ def topic() -> str:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> Path:
-    """A few-MB RoBERTa-shaped model exported through the real export code (int8 ONNX)."""
+    """A few-MB RoBERTa-shaped model exported through the real export code (int8-static ONNX)."""
     from model.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), sample_dir)

@@ -32,7 +32,7 @@ def test_train_exports_evaluates_and_gates(
     assert result.exit_code == 1, result.output
     assert "below --min-macro-recall 0.99" in result.output
     metadata = ModelMetadata.read(out)
-    assert metadata.quantization == "int8"
+    assert metadata.quantization == "int8-static"
     assert metadata.training is not None
     assert metadata.training["train_splits"] == ["val[0:96]"]
     assert metadata.training["eval_splits"] == ["val[100:200]"]

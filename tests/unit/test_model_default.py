@@ -26,7 +26,7 @@ def test_it_is_small_int8_and_documented() -> None:
     metadata = ModelMetadata.read(DEFAULT_MODEL_DIR)
     size = sum(f.stat().st_size for f in Path(DEFAULT_MODEL_DIR).iterdir())
     assert size < 30_000_000
-    assert metadata.quantization == "int8"
+    assert metadata.quantization == "int8-dynamic"  # metadata.json says "int8" (legacy)
     assert metadata.labels == ("negative", "neutral", "positive")
     assert metadata.preprocessing == "cardiffnlp"
     assert metadata.metrics is not None

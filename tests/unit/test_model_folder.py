@@ -19,7 +19,7 @@ def model_copy(tiny_model_dir: Path, tmp_path: Path) -> Path:
 
 def test_the_tiny_model_folder_is_complete(tiny_model_dir: Path) -> None:
     metadata = ModelMetadata.read(tiny_model_dir)
-    assert metadata.quantization == "int8"
+    assert metadata.quantization == "int8-static"
     assert metadata.labels == ("negative", "neutral", "positive")
     assert metadata.onnx_sha256 == file_sha256(tiny_model_dir / metadata.onnx_file)
     assert metadata.version == model_version(metadata.source_checkpoint, metadata.onnx_sha256)
