@@ -73,6 +73,16 @@ def test_every_message_becomes_exactly_one_row(
     assert gold_rows == [(n,)]
     (version,) = support.query(database_url, "SELECT DISTINCT model_version FROM scored_posts")
     assert version == (tiny_scorer.version,)
+    # The stored scores are /predict's (Scorer.predict) for the same text, whatever batch each
+    # post was scored in: int8-static scores depend only on the post (issue 15).
+    stored = support.query(
+        database_url,
+        "SELECT text, label, prob_negative, prob_neutral, prob_positive FROM scored_posts",
+    )
+    for text, label, *probabilities in stored:
+        alone = tiny_scorer.predict(text)
+        assert label == alone.label
+        assert probabilities == pytest.approx(list(alone.probabilities.values()), abs=1e-6)
     # Observers saw each committed post once; metrics agree.
     assert sum(len(batch.posts) for batch in running.recorder.batches) == n
     assert running.metrics.rows_written._value.get() == n
