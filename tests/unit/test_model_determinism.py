@@ -13,6 +13,7 @@ import pytest
 from model.data import read_split
 from model.metadata import LegacyQuantizationWarning, ModelMetadata
 from model.scorer import Scorer
+from model.settings import DEFAULT_MODEL_DIR
 
 ROUNDS = 12
 
@@ -46,6 +47,11 @@ def test_tiny_int8_static_scores_do_not_depend_on_batch_mates(
 ) -> None:
     assert ModelMetadata.read(tiny_model_dir).quantization == "int8-static"
     assert_batch_invariant(tiny_model_dir, posts, seed=15)
+
+
+def test_the_shipped_default_scores_do_not_depend_on_batch_mates(posts: list[str]) -> None:
+    assert ModelMetadata.read(DEFAULT_MODEL_DIR).quantization == "int8-static"
+    assert_batch_invariant(DEFAULT_MODEL_DIR, posts, seed=16)
 
 
 def test_the_metadata_records_how_the_scales_were_chosen(tiny_model_dir: Path) -> None:
