@@ -89,7 +89,7 @@ def _load_scorer(settings: Settings) -> Scorer:
 
     try:
         name, folder = resolve(settings.model, settings.models_dir)
-        scorer = Scorer.load(folder, name=name)
+        scorer = Scorer.load(folder, name=name, device=settings.model_device)
     except ModelLoadError as error:
         raise click.ClickException(f"cannot load the model {settings.model}: {error}") from None
     if sorted(scorer.labels) != sorted(LABELS):

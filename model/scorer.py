@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,10 @@ from model.preprocess import normaliser
 log = structlog.get_logger(__name__)
 
 _MODEL_INPUTS = frozenset({"input_ids", "attention_mask", "token_type_ids"})
+# Where the model runs: "auto" takes CUDA when ONNX Runtime has it (onnxruntime-gpu), else CPU.
+Device = Literal["auto", "cpu", "cuda"]
+_CUDA = "CUDAExecutionProvider"
+_CPU = "CPUExecutionProvider"
 
 
 class ModelLoadError(RuntimeError):
@@ -105,10 +110,12 @@ class Scorer:
         threads: int | None = None,
         batch_size: int = 32,
         name: str | None = None,
+        device: Device = "cpu",
     ) -> Scorer:
         """Load a folder written by ``model export`` or ``model train``; ModelLoadError if bad.
 
-        ``name``: the catalogue name the folder was chosen by, shown by ``/model``.
+        ``name``: the catalogue name the folder was chosen by, shown by ``/model``;
+        ``device``: see :func:`execution_providers`.
         """
         folder = Path(model_dir)
         if not folder.is_dir():
@@ -131,7 +138,7 @@ class Scorer:
                 "export it again"
             )
         tokenizer = _load_tokenizer(folder / TOKENIZER_FILE, metadata.max_length)
-        session = _load_session(onnx_path, threads or available_cores())
+        session = _load_session(onnx_path, threads or available_cores(), device)
         _check_signature(session, metadata, onnx_path)
         log.info(
             "model loaded",
@@ -139,6 +146,7 @@ class Scorer:
             version=metadata.version,
             quantization=metadata.quantization,
             threads=threads or available_cores(),
+            providers=session.get_providers(),
         )
         return cls(metadata, session, tokenizer, batch_size, folder=folder, name=name)
 
@@ -201,14 +209,34 @@ def _load_tokenizer(path: Path, max_length: int) -> Tokenizer:
     return tokenizer
 
 
-def _load_session(path: Path, threads: int) -> ort.InferenceSession:
+def execution_providers(device: Device, available: Sequence[str] | None = None) -> list[Any]:
+    """ONNX Runtime providers for ``device``: "cpu"; "cuda" (ModelLoadError where ONNX Runtime
+    has no CUDA provider); "auto": CUDA when it has one, else CPU. Nodes CUDA lacks (e.g. the
+    int8 MatMuls) run on the CPU provider listed after it."""
+    available = ort.get_available_providers() if available is None else available
+    if device == "cpu":
+        return [_CPU]
+    if _CUDA in available:
+        return [(_CUDA, {"cudnn_conv_algo_search": "DEFAULT"}), _CPU]
+    if device == "cuda":
+        raise ModelLoadError(
+            "SENTIMENT_MODEL_DEVICE=cuda but this ONNX Runtime has no CUDA provider "
+            f"(it has {', '.join(available)}): install onnxruntime-gpu, or use auto / cpu"
+        )
+    return [_CPU]
+
+
+def _load_session(path: Path, threads: int, device: Device = "cpu") -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # GPU kernels may pick non-deterministic algorithms (atomics); a post's score must not vary.
+    options.use_deterministic_compute = True
+    providers = execution_providers(device)
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as error:  # onnxruntime raises its own untyped Fail/InvalidProtobuf
         raise ModelLoadError(f"ONNX Runtime cannot load {path}: {error}") from None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -25,6 +26,11 @@ class ModelSettings(SettingsSection):
         DEFAULT_MODEL_DIR,
         description="Model folder, or a named model: default (alias fast) or accurate "
         "(see `model list`).",
+    )
+    model_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="Where the model runs: auto (CUDA when onnxruntime-gpu finds a GPU, else "
+        "CPU), cpu, or cuda (fails without a CUDA provider).",
     )
     models_dir: Path = Field(
         default_factory=default_models_dir,

@@ -1,5 +1,6 @@
 """int8-static scores are a pure function of the text: random batches of 1-64 shuffled long and
-short posts, 1 and 2 intra-op threads, any batch-mates, all within 1e-6 of one-by-one scoring."""
+short posts, 1 and 2 intra-op threads, any batch-mates, all within 1e-6 of one-by-one scoring.
+Also the device choice (SENTIMENT_MODEL_DEVICE), tested on CPU: no GPU here."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 
 from model.data import read_split
 from model.metadata import LegacyQuantizationWarning, ModelMetadata
-from model.scorer import Scorer
-from model.settings import DEFAULT_MODEL_DIR
+from model.scorer import ModelLoadError, Scorer, execution_providers
+from model.settings import DEFAULT_MODEL_DIR, ModelSettings
+from stream_core.cli_options import load_settings
 
 ROUNDS = 12
 
@@ -72,3 +74,32 @@ def test_legacy_int8_folders_are_read_as_int8_dynamic_with_a_warning(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert ModelMetadata.read(tiny_model_dir).quantization == "int8-static"
+
+
+def test_the_device_picks_the_execution_providers() -> None:
+    cpu_only = ["CPUExecutionProvider"]
+    with_gpu = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert execution_providers("cpu", with_gpu) == cpu_only
+    assert execution_providers("auto", cpu_only) == cpu_only
+    for device in ("auto", "cuda"):
+        providers = execution_providers(device, with_gpu)
+        assert providers[0][0] == "CUDAExecutionProvider"
+        assert providers[-1] == "CPUExecutionProvider"  # what CUDA lacks runs on the CPU
+    with pytest.raises(ModelLoadError, match="onnxruntime-gpu"):
+        execution_providers("cuda", cpu_only)
+
+
+def test_auto_scores_like_cpu_here(tiny_model_dir: Path, posts: list[str]) -> None:
+    """No GPU on the test machines: auto falls back to the CPU, with the same scores; the
+    determinism test above is what a GPU machine must pass too (SENTIMENT_MODEL_DEVICE=cuda)."""
+    auto = Scorer.load(tiny_model_dir, device="auto")
+    cpu = Scorer.load(tiny_model_dir, device="cpu")
+    assert "CPUExecutionProvider" in auto.session.get_providers()
+    np.testing.assert_array_equal(auto.score(posts).probabilities, cpu.score(posts).probabilities)
+
+
+def test_the_device_setting_has_a_flat_env_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SENTIMENT_MODEL_DEVICE", "cpu")
+    assert load_settings(ModelSettings, {}).model_device == "cpu"
+    monkeypatch.delenv("SENTIMENT_MODEL_DEVICE")
+    assert load_settings(ModelSettings, {}).model_device == "auto"
