@@ -3,8 +3,10 @@
 Three threads overlap the work so the model never waits for Kafka or PostgreSQL:
 
 * the poller (the caller's thread, the only one that touches the Kafka consumer): fetch,
-  validate, cut micro-batches, commit the offsets of stored batches (``consumer.committer``),
-  pause partitions when downstream stays full or the database is down;
+  validate, cut micro-batches (``consumer.batching``: small ones cut by time when posts
+  trickle in, growing up to their size while the model is busy), commit the offsets of
+  stored batches (``consumer.committer``), pause partitions when downstream stays full or
+  the database is down;
 * the steps stage: runs the per-batch steps (today: the model) on one batch while the next is
   fetched and the last one written;
 * the writer: one transaction per batch, dead letters, then it hands the batch's offsets to the
@@ -47,6 +49,8 @@ POLL_INTERVAL_S = 0.1  # longest poll: how fast stop requests and un-pausing are
 # A cut batch that waits longer than this for the steps pauses fetching (pausing drops the
 # prefetched messages, so it is kept for real stalls, not for every full queue).
 PAUSE_AFTER_S = 2.0
+# While the model is busy, how often the poller looks whether it is free for a due batch.
+BUSY_RECHECK_S = 0.01
 
 
 class PipelineFailedError(Exception):
@@ -78,7 +82,9 @@ class Pipeline:
         self._metrics = metrics
         self._state = state
         self._committer = Committer(consumer, metrics, state)
-        self._batcher = MicroBatcher(settings.batch_size, settings.batch_wait_ms / 1000)
+        self._batcher = MicroBatcher(
+            settings.batch_size, settings.batch_wait_ms / 1000, settings.batch_max_bytes
+        )
         self._pending: Batch | None = None  # cut but not yet accepted by the full steps queue
         self._pending_since = 0.0
         self._paused: bool | None = False  # None: unknown (just after an assignment)
@@ -163,11 +169,16 @@ class Pipeline:
         self._apply_back_pressure()
         if self._pending is not None and not self._paused:
             return  # a short wait for the steps: no fetching meanwhile, and no pause yet
-        timeout = min(self._batcher.time_left(), POLL_INTERVAL_S)
+        model_idle = self._downstream.waiting()
+        # A due batch grows while the model is busy; how soon the model is free is checked
+        # every BUSY_RECHECK_S (consume returns early only once it has ``room`` records).
+        due_in = self._batcher.time_left()
+        if not model_idle:
+            due_in = max(due_in, BUSY_RECHECK_S)
         # Never more than the open batch has room for: batches stay within batch_size.
-        for message in self._consumer.consume(max(1, self._batcher.room()), timeout):
+        for message in self._consumer.consume(self._batcher.wanted(), min(due_in, POLL_INTERVAL_S)):
             self._accept(message)
-        if self._pending is None and self._batcher.ready():
+        if self._pending is None and self._batcher.ready(self._downstream.waiting()):
             batch = self._batcher.take()
             if batch is not None and not self._downstream.offer(batch):
                 self._pending = batch

@@ -84,8 +84,9 @@ class Downstream:
     joined by bounded queues.
 
     :attr:`in_flight` counts the batches handed over and not yet stored (or dropped after a
-    failure). A hand-over waits for room only as long as it is told to, and never once
-    ``abandon`` is set (past the shutdown deadline).
+    failure); :meth:`waiting` says whether the steps have nothing to do (the poller then cuts
+    a batch that is due; else it lets it grow). A hand-over waits for room only as long as it
+    is told to, and never once ``abandon`` is set (past the shutdown deadline).
     """
 
     def __init__(
@@ -97,6 +98,7 @@ class Downstream:
         abandon: threading.Event,
     ) -> None:
         self.in_flight = InFlight()
+        self._at_steps = InFlight()  # handed over, and the steps not yet done with them
         self._steps = tuple(steps)
         self._write = write
         self._abandon = abandon
@@ -126,22 +128,26 @@ class Downstream:
         for stage in self._stages:
             stage.start()
 
+    def waiting(self) -> bool:
+        """The steps hold no batch, queued or at work: the model waits for the next one."""
+        return len(self._at_steps) == 0
+
     def offer(self, batch: Batch, wait_s: float = 0.0) -> bool:
         """Hand ``batch`` to the steps if their queue has room (within ``wait_s``)."""
-        self.in_flight.add()
+        self._added()
         try:
             self._to_steps.put(batch, block=wait_s > 0, timeout=wait_s or None)
         except queue.Full:
-            self.in_flight.done()
+            self._refused()
             return False
         return True
 
     def hand_over(self, batch: Batch, deadline: float) -> bool:
         """Hand ``batch`` to the steps, waiting for room until ``deadline`` (monotonic)."""
-        self.in_flight.add()
+        self._added()
         if self._put_until(batch, deadline):
             return True
-        self.in_flight.done()
+        self._refused()
         return False
 
     def finish(self, deadline: float) -> None:
@@ -155,10 +161,21 @@ class Downstream:
             for stage in self._stages:
                 stage.join(5.0)
 
+    def _added(self) -> None:
+        self.in_flight.add()
+        self._at_steps.add()
+
+    def _refused(self) -> None:
+        self.in_flight.done()
+        self._at_steps.done()
+
     def _process(self, batch: Batch) -> Batch:
-        for step in self._steps:
-            batch = step.process(batch)
-        return batch
+        try:
+            for step in self._steps:
+                batch = step.process(batch)
+            return batch
+        finally:
+            self._at_steps.done()
 
     def _store(self, batch: Batch) -> None:
         self._write(batch)

@@ -152,12 +152,25 @@ def stored_offsets(database_url: str) -> dict[int, int]:
     return {int(p): int(o) for p, o in rows}
 
 
+# Small batches cut by size; large ones (up to 512 posts) cut by time while they fill.
+@pytest.mark.parametrize(("batch_size", "batch_wait_ms"), [(8, 20), (512, 1500)])
 def test_sigkill_mid_stream_then_restart_gives_exactly_n_rows(
-    kafka_bootstrap: str, database_url: str, topic: str, consume_command: list[str], tmp_path: Path
+    kafka_bootstrap: str,
+    database_url: str,
+    topic: str,
+    consume_command: list[str],
+    tmp_path: Path,
+    batch_size: int,
+    batch_wait_ms: int,
 ) -> None:
     n = 400
     counts: dict[int, int] = {}
     timestamps_ms, midnight = across_midnight(n)
+    # The last value of an option wins.
+    consume_command = [
+        *consume_command,
+        *("--batch-size", str(batch_size), "--batch-wait-ms", str(batch_wait_ms)),
+    ]
     with consumer_process(consume_command, tmp_path / "first.log") as first:
         producer = paced_producer(kafka_bootstrap, topic, n, counts, timestamps_ms)
         labeller = label_producer(kafka_bootstrap, topic, n)

@@ -55,6 +55,83 @@ def test_a_batch_is_ready_when_its_first_record_waited_long_enough() -> None:
     assert batcher.ready()
 
 
+def trickle(batcher: MicroBatcher, clock: FakeClock, posts: int, every_s: float) -> list[int]:
+    """Posts arriving ``every_s`` apart to a poller whose model is idle: the batch sizes cut."""
+    sizes: list[int] = []
+    for offset in range(posts):
+        batcher.add(record(offset), post())
+        clock.now += every_s
+        if batcher.ready(model_idle=True):
+            batch = batcher.take()
+            assert batch is not None
+            sizes.append(len(batch))
+    return sizes
+
+
+def test_a_trickle_is_cut_by_time_into_small_batches() -> None:
+    clock = FakeClock()
+    batcher = MicroBatcher(max_posts=1024, max_wait_s=0.1, clock=clock)
+    sizes = trickle(batcher, clock, posts=100, every_s=0.02)  # 50 posts/s
+    assert sizes and set(sizes) <= {5, 6}
+    assert len(batcher.take() or []) == 100 - sum(sizes)
+
+
+def test_a_single_post_is_never_held_past_the_wait_while_the_model_is_idle() -> None:
+    clock = FakeClock()
+    batcher = MicroBatcher(max_posts=1024, max_wait_s=0.1, max_bytes=1 << 21, clock=clock)
+    assert batcher.wanted() == 1  # the wait starts when the first record comes, not later
+    batcher.add(record(0), post())
+    assert batcher.wanted() == 1023
+    clock.now += 0.099
+    assert not batcher.ready(model_idle=True)
+    assert abs(batcher.time_left() - 0.001) < 1e-9
+    clock.now += 0.001
+    assert batcher.ready(model_idle=True)
+    batch = batcher.take()
+    assert batch is not None and len(batch) == 1
+
+
+def test_a_backlog_is_cut_by_size_into_large_batches_whatever_the_model_does() -> None:
+    clock = FakeClock()
+    batcher = MicroBatcher(max_posts=1024, max_wait_s=0.1, clock=clock)
+    for offset in range(1024):  # a backlog: a fetch brings them all at once
+        assert not batcher.ready(model_idle=False)
+        batcher.add(record(offset), post())
+    assert batcher.full() and batcher.room() == 0
+    assert batcher.ready(model_idle=False) and batcher.ready(model_idle=True)
+    assert len(batcher.take() or []) == 1024
+
+
+def test_a_due_batch_keeps_filling_while_the_model_is_busy() -> None:
+    clock = FakeClock()
+    batcher = MicroBatcher(max_posts=64, max_wait_s=0.1, clock=clock)
+    batcher.add(record(0), post())
+    clock.now += 0.5  # long past its wait, but the model still scores the batch before
+    assert not batcher.ready(model_idle=False)
+    for offset in range(1, 40):
+        batcher.add(record(offset), post())
+        assert not batcher.ready(model_idle=False)
+    assert batcher.ready(model_idle=True)  # the model is free: cut what has grown
+    assert len(batcher.take() or []) == 40
+    for offset in range(40, 104):  # busy model, and the batch reaches its size: cut anyway
+        batcher.add(record(offset), post())
+    assert batcher.ready(model_idle=False)
+    assert len(batcher.take() or []) == 64
+
+
+def test_a_batch_is_cut_when_its_values_reach_the_byte_bound() -> None:
+    batcher = MicroBatcher(max_posts=1024, max_wait_s=10, max_bytes=1000, clock=FakeClock())
+    big = SourceRecord("posts", 0, 0, b"k", b"x" * 400)
+    batcher.add(big, post())
+    batcher.add(big, post())
+    assert not batcher.full() and batcher.room() == 1022
+    batcher.add(big, post())
+    assert batcher.full() and batcher.room() == 0 and batcher.wanted() == 1
+    assert batcher.ready(model_idle=False)
+    assert len(batcher.take() or []) == 3
+    assert not batcher.full() and batcher.room() == 1024  # a new batch counts from zero
+
+
 def test_dead_letters_count_toward_the_size_bound_and_the_offsets() -> None:
     batcher = MicroBatcher(max_posts=2, max_wait_s=10, clock=FakeClock())
     batcher.add(record(5, partition=1), post())

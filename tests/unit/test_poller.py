@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -196,3 +197,33 @@ def test_stop_finishes_the_open_batch_commits_and_closes_the_consumer() -> None:
     assert consumer.committed == {0: 3}
     assert consumer.names()[-2:] == ["commit", "close"]
     assert pipeline._state.assigned_partitions() == set()
+
+
+class Sizes:
+    """A step that notes the size of each batch it sees."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def process(self, batch: Batch) -> Batch:
+        self.seen.append(len(batch))
+        return batch
+
+
+def test_batches_grow_while_the_model_is_busy_and_stay_small_when_it_is_idle() -> None:
+    consumer, gate, sizes = FakeConsumer(), Gate(), Sizes()
+    consumer.assign(0)
+    with running(consumer, steps=[gate, sizes], batch_size=100, batch_wait_ms=20):
+        consumer.produce(0, values(1))
+        assert gate.entered.wait(10)  # the model is busy with a batch of one
+        consumer.produce(0, values(10, first=1))
+        consumer.wait_delivered(10)
+        time.sleep(0.1)  # five waits long: due, but the model is busy
+        consumer.produce(0, values(30, first=10))
+        consumer.wait_delivered(30)
+        time.sleep(0.1)
+        gate.open.set()  # the model is free: everything that came meanwhile is one batch
+        consumer.wait_for(lambda: consumer.committed == {0: 30}, "every offset committed")
+        consumer.produce(0, values(31, first=30))  # a single post, the model idle: cut by time
+        consumer.wait_for(lambda: consumer.committed == {0: 31}, "the single post committed")
+    assert sizes.seen == [1, 29, 1]
