@@ -1,5 +1,6 @@
 """``model bench``: the scorer's throughput against PyTorch and against bare ONNX Runtime, and
-what int8 costs in macro recall against the fp32 export of the same checkpoint.
+what int8 costs in macro recall against the fp32 export of the same checkpoint; and the
+ceiling (:func:`ceiling`), for any model folder.
 
 All candidates score the same tweets in one process, one after the other, with the same number
 of threads; each is warmed up first so start-up costs do not count.
@@ -116,6 +117,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     scorer.score(texts[: config.batch_size])  # warm-up
     figures: dict[str, Any] = {
         "model_version": scorer.version,
+        "cpu": cpu(),
         "split": config.split,
         "tweets": len(texts),
         "pipeline_tweets": min(len(texts), config.pipeline_limit),
@@ -123,6 +125,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         "batch_size": config.batch_size,
         "scorer_tweets_per_s": _throughput(lambda: scorer.score(texts), len(texts)),
         "bare_ort_tweets_per_s": _bare_session_run(scorer, texts),
+        "ceiling_tweets_per_s": ceiling(scorer, texts).tweets_per_s,
         **_one_text_at_a_time(scorer, texts[: config.pipeline_limit]),
     }
     # Pre-processed as the scorer does it, so PyTorch sees exactly the same token ids.
@@ -157,7 +160,87 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in figures.items()}
 
 
+def run_ceiling(
+    model_dir: Path, data_dir: Path, split: str, limit: int, threads: int
+) -> dict[str, Any]:
+    """The ceiling alone (:func:`ceiling`): what ``model bench`` gives for a folder whose PyTorch
+    checkpoint is not on disk."""
+    texts = [t.text for t in read_split(data_dir, split)[:limit]]
+    scorer = Scorer.load(model_dir, threads=threads)
+    best = ceiling(scorer, texts)
+    return {
+        "model_version": scorer.version,
+        "cpu": cpu(),
+        "split": split,
+        "tweets": len(texts),
+        "threads": threads,
+        "ceiling_tweets_per_s": round(best.tweets_per_s, 1),
+        "ceiling_tweets_per_cpu_s": round(best.tweets_per_cpu_s, 1),
+        "ceiling_sub_batch": best.sub_batch,
+    }
+
+
 def checkpoint_of(model_dir: Path) -> Path | None:
     """The PyTorch checkpoint a model folder was exported from, when it is still on disk."""
     source = Path(ModelMetadata.read(model_dir).source_checkpoint)
     return source if (source / "config.json").is_file() else None
+
+
+CEILING_WINDOW = 1024  # posts sorted by length together, as the consumer's largest batches are
+CEILING_SUB_BATCHES = (32, 64)
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """The most a replica can score: bare ``session.run`` on length-sorted windows."""
+
+    tweets_per_s: float
+    tweets_per_cpu_s: float  # per second of this process's CPU time (all its threads)
+    sub_batch: int  # the better of CEILING_SUB_BATCHES
+
+
+def ceiling(scorer: Scorer, texts: Sequence[str], window: int = CEILING_WINDOW) -> Ceiling:
+    """Bare ``session.run`` on windows of ``window`` texts, each tokenised, sorted by length and
+    padded beforehand, in sub-batches of 32 and of 64: the best of the two. Nothing else runs
+    (no tokenising, no softmax, no broker, no database): what the pipeline is measured against.
+    """
+    output = [scorer.session.get_outputs()[0].name]
+    best: Ceiling | None = None
+    for sub_batch in CEILING_SUB_BATCHES:
+        sized = scorer.resized(sub_batch)
+        runs = [
+            feeds
+            for start in range(0, len(texts), window)
+            for _rows, feeds in sized.batches(texts[start : start + window])
+        ]
+        scorer.session.run(output, runs[0])  # warm-up
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for feeds in runs:
+            scorer.session.run(output, feeds)
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        figure = Ceiling(len(texts) / wall, len(texts) / max(cpu, 1e-9), sub_batch)
+        if best is None or figure.tweets_per_s > best.tweets_per_s:
+            best = figure
+    assert best is not None
+    return best
+
+
+# The instruction sets ONNX Runtime's int8 kernels use: figures from machines that differ here
+# are not comparable, so every figure is printed beside them.
+CPU_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu() -> str:
+    """The CPU's model name and which of ``CPU_FLAGS`` it has (Linux; "unknown" elsewhere)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    fields: dict[str, str] = {}
+    for key, _, value in (line.partition(":") for line in lines):
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    found = " ".join(flag for flag in CPU_FLAGS if flag in flags) or "none of " + ", ".join(
+        CPU_FLAGS
+    )
+    return f"{fields.get('model name', 'unknown')}; {found}"

@@ -87,14 +87,18 @@ class Scorer:
         *,
         folder: Path | None = None,
         name: str | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if max_tokens is not None and max_tokens < 1:
+            raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
         self.metadata = metadata
         self.labels: tuple[str, ...] = metadata.labels
         self.version = metadata.version
         self.session = session
         self.batch_size = batch_size
+        self.max_tokens = max_tokens  # padded tokens per session.run (None: no budget)
         self.folder = folder  # where it was loaded from
         self.name = name  # its catalogue name (model/catalogue.py), if it has one
         self._tokenizer = tokenizer
@@ -111,11 +115,13 @@ class Scorer:
         batch_size: int = 32,
         name: str | None = None,
         device: Device = "cpu",
+        max_tokens: int | None = None,
     ) -> Scorer:
         """Load a folder written by ``model export`` or ``model train``; ModelLoadError if bad.
 
         ``name``: the catalogue name the folder was chosen by, shown by ``/model``;
-        ``device``: see :func:`execution_providers`.
+        ``device``: see :func:`execution_providers`; ``batch_size`` and ``max_tokens``: see
+        :meth:`batches`.
         """
         folder = Path(model_dir)
         if not folder.is_dir():
@@ -148,7 +154,27 @@ class Scorer:
             threads=threads or available_cores(),
             providers=session.get_providers(),
         )
-        return cls(metadata, session, tokenizer, batch_size, folder=folder, name=name)
+        return cls(
+            metadata,
+            session,
+            tokenizer,
+            batch_size,
+            folder=folder,
+            name=name,
+            max_tokens=max_tokens,
+        )
+
+    def resized(self, batch_size: int, max_tokens: int | None = None) -> Scorer:
+        """The same loaded model (session and tokenizer shared) with other sub-batch bounds."""
+        return Scorer(
+            self.metadata,
+            self.session,
+            self._tokenizer,
+            batch_size,
+            folder=self.folder,
+            name=self.name,
+            max_tokens=max_tokens,
+        )
 
     def score(self, texts: Sequence[str]) -> ScoreBatch:
         """Probabilities for every text, in input order; EmptyTextError names an empty one."""
@@ -173,6 +199,9 @@ class Scorer:
         """Tokenised, length-sorted, padded batches: the feeds ``score`` runs the session on.
 
         Sorting by length keeps padding (wasted work) small; the row indices restore input order.
+        The texts are sorted once, however many they are (a consumer's micro-batch of a thousand
+        posts has little padding), then cut into runs of ``batch_size`` texts, shorter where
+        ``max_tokens`` is set and the run's padded tokens (texts x longest) would exceed it.
         """
         for index, text in enumerate(texts):
             if not isinstance(text, str):
@@ -183,9 +212,18 @@ class Scorer:
         ids = [encoding.ids for encoding in self._tokenizer.encode_batch_fast(prepared)]
         lengths = np.fromiter(map(len, ids), dtype=np.intp, count=len(ids))
         order = np.argsort(lengths, kind="stable")
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        start = 0
+        while start < len(order):
+            stop = min(start + self.batch_size, len(order))
+            if self.max_tokens is not None:
+                # Sorted ascending: the run's widest text is its last one.
+                while (
+                    stop - start > 1 and (stop - start) * lengths[order[stop - 1]] > self.max_tokens
+                ):
+                    stop -= 1
+            rows = order[start:stop]
             yield rows, self._feeds([ids[i] for i in rows.tolist()], int(lengths[rows[-1]]))
+            start = stop
 
     def _feeds(self, ids: list[list[int]], width: int) -> dict[str, npt.NDArray[np.int64]]:
         input_ids = np.full((len(ids), width), self.metadata.pad_token_id, dtype=np.int64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -69,3 +70,22 @@ def test_bad_split_spec_is_a_usage_error(tmp_path: Path, sample_dir: Path) -> No
     )  # fmt: skip
     assert result.exit_code == 2
     assert "bad split" in result.output
+
+
+def test_bench_without_the_checkpoint_prints_the_ceiling(
+    tiny_model_dir: Path, sample_dir: Path, tmp_path: Path
+) -> None:
+    model_dir = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    metadata = ModelMetadata.read(model_dir)
+    (model_dir / "metadata.json").write_text(
+        metadata.model_copy(update={"source_checkpoint": str(tmp_path / "gone")}).model_dump_json()
+    )
+    result = invoke(
+        "bench", "--model", str(model_dir), "--data", str(sample_dir), "--split", "val",
+        "--limit", "300", "--threads", "1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "the ceiling only" in result.output
+    figures = json.loads(result.output.splitlines()[-1])
+    assert figures["tweets"] == 300 and figures["ceiling_sub_batch"] in (32, 64)
+    assert figures["ceiling_tweets_per_s"] > 0 and "cpu" in figures

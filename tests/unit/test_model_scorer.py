@@ -187,3 +187,20 @@ def test_threads_and_batch_size_options(fp32_model_dir: Path, tweets: list[str])
     np.testing.assert_allclose(other, reference, atol=1e-4)
     with pytest.raises(ValueError, match="batch_size"):
         Scorer.load(fp32_model_dir, batch_size=0)
+
+
+def test_a_token_budget_shortens_the_runs_of_long_texts(
+    fp32_model_dir: Path, tweets: list[str]
+) -> None:
+    texts = tweets[:200]
+    plain = Scorer.load(fp32_model_dir, batch_size=64)
+    budget = Scorer.load(fp32_model_dir, batch_size=64, max_tokens=600)
+    runs = [feeds["input_ids"].shape for _rows, feeds in budget.batches(texts)]
+    assert all(rows * width <= 600 or rows == 1 for rows, width in runs)
+    assert len(runs) > len(list(plain.batches(texts)))  # the budget did cut runs shorter
+    assert sum(rows for rows, _width in runs) == len(texts)
+    np.testing.assert_allclose(
+        budget.score(texts).probabilities, plain.score(texts).probabilities, atol=1e-4
+    )
+    with pytest.raises(ValueError, match="max_tokens"):
+        Scorer.load(fp32_model_dir, max_tokens=0)
