@@ -1,20 +1,25 @@
-"""Pipeline benchmark: TweetEval replayed through broker -> consumer -> PostgreSQL.
+"""Pipeline benchmark: TweetEval replayed through broker -> consumer -> PostgreSQL, measured
+against the ceiling of the same model on the same machine in the same run.
 
-In one run, on the same tweets and the same model, it prints:
+It prints, with the CPU and its int8 instruction sets beside the figures (compare figures only
+between runs that print the same, and prefer the ratios: a shared machine's load moves
+wall-clock rates between runs, rates per CPU-second far less):
 
-1. the PostgreSQL sink: COPY + INSERT ... SELECT (what the sink does) against a multi-row
-   INSERT ... VALUES, in rows per second, for two batch sizes;
-2. the bare scorer's throughput (``Scorer.score`` in batches, nothing else);
-3. the pipeline's sustained throughput on a backlog, and its ratio to (2) (target >= 0.9);
-   (the bare scorer is measured just before and just after the pipeline; their mean counts);
-4. end-to-end latency (post created -> row committed), p50 and p99, with the tweets produced
-   at half the pipeline's throughput;
-5. the CPU and the instruction sets ONNX Runtime's int8 kernels use (compare figures only
-   between runs that print the same).
+1. the ceiling (``model.bench.ceiling``: bare ``session.run`` on length-sorted windows of 1,024
+   tweets, the best of sub-batches 32 and 64), measured before and after the pipeline runs;
+2. with ``--sweep``: the scorer alone (tokenising, sorting, padding, softmax) on micro-batches
+   x sub-batches x padded-token budgets, as a share of the ceiling;
+3. the pipeline on a backlog, at its default settings and at each ``--batch-size`` given:
+   sustained tweets/s and tweets per CPU-second of the whole process tree (this process, the
+   broker, PostgreSQL), each as a share of the ceiling (target >= 90%);
+4. end-to-end latency (post created -> row committed) with tweets produced at half the
+   ceiling, for each batch wait x broker fetch wait given: p50, p99 and where the slowest 1%
+   spent their time (broker and fetch, batch wait and hand-over, model, write and commit);
+5. peak memory of this process (it runs the pipeline).
 
 The last line is JSON. The broker and PostgreSQL are the embedded ones unless given::
 
-    python -m benchmarks.pipeline_bench --model model/assets/default --tweets 2000
+    python -m benchmarks.pipeline_bench --tweets 2048 --sweep
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import resource
 import statistics
 import threading
 import time
@@ -32,14 +39,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from psycopg import sql
+from pydantic import SecretStr
 
-from consumer.build import build_pipeline, write_parts
+from benchmarks.machine import cpu_description
+from consumer.build import batch_steps, build_pipeline, write_parts
 from consumer.settings import Settings
+from model.bench import Ceiling, ceiling, cpu
 from model.data import read_split
 from model.scorer import Scorer
 from model.settings import DEFAULT_MODEL_DIR
@@ -48,8 +59,10 @@ from storage import migrate
 from storage.scored_posts import COLUMNS, INSERT_NEW_ROWS
 from storage.sink import PostgresSink
 from storage.urls import libpq_url
+from stream_core.batch import Batch, Outcome, RecordReader
 from stream_core.events import CommittedBatch, PipelineState
-from stream_core.records import ScoredPost
+from stream_core.records import ScoredPost, SourceRecord
+from stream_core.settings import NO_LABELS_TOPIC
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = 4
@@ -78,7 +91,18 @@ def services(bootstrap: str | None, database_url: str | None) -> Iterator[tuple[
         yield bootstrap, url
 
 
-# --- 1. the sink: COPY vs multi-row INSERT --------------------------------------------------
+def process_tree_cpu_s() -> float:
+    """CPU seconds of this process and its children (the embedded broker and PostgreSQL)."""
+    total = 0.0
+    me = psutil.Process()
+    for process in [me, *me.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+# --- the sink: COPY vs multi-row INSERT (--sink) --------------------------------------------
 
 
 def fake_posts(texts: Sequence[str], first_offset: int) -> list[ScoredPost]:
@@ -135,38 +159,146 @@ def bench_sink(url: str, texts: Sequence[str]) -> dict[str, dict[int, float]]:
     return results
 
 
-# --- 2. the bare scorer --------------------------------------------------------------------
+# --- the scorer alone: micro-batch x sub-batch x token budget (--sweep) ---------------------
+
+SWEEP_MICRO_BATCHES = (64, 256, 1024)
+SWEEP_SUB_BATCHES = (32, 64)
+SWEEP_TOKEN_BUDGETS = (None, 4096)
 
 
-def bench_scorer(scorer: Scorer, texts: Sequence[str], batch_size: int) -> float:
-    scorer.score(list(texts[:batch_size]))  # warm-up
-    started = time.perf_counter()
-    for start in range(0, len(texts), batch_size):
-        scorer.score(list(texts[start : start + batch_size]))
-    return len(texts) / (time.perf_counter() - started)
+@dataclass(frozen=True)
+class Rate:
+    tweets_per_s: float
+    tweets_per_cpu_s: float
+
+    def share_of(self, top: Ceiling) -> str:
+        return (
+            f"{self.tweets_per_s / top.tweets_per_s:.1%} wall-clock, "
+            f"{self.tweets_per_cpu_s / top.tweets_per_cpu_s:.1%} per CPU-s"
+        )
 
 
-# --- 3 and 4. the pipeline -----------------------------------------------------------------
+def scorer_alone(scorer: Scorer, texts: Sequence[str], micro_batch: int) -> Rate:
+    scorer.score(list(texts[:micro_batch]))  # warm-up
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for start in range(0, len(texts), micro_batch):
+        scorer.score(list(texts[start : start + micro_batch]))
+    wall, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
+    return Rate(len(texts) / wall, len(texts) / cpu_s)
+
+
+def sweep(scorer: Scorer, texts: Sequence[str]) -> list[dict[str, Any]]:
+    rows = []
+    for micro_batch in SWEEP_MICRO_BATCHES:
+        for sub_batch in SWEEP_SUB_BATCHES:
+            for budget in SWEEP_TOKEN_BUDGETS:
+                rate = scorer_alone(scorer.resized(sub_batch, budget), texts, micro_batch)
+                rows.append(
+                    {
+                        "micro_batch": micro_batch,
+                        "sub_batch": sub_batch,
+                        "max_tokens": budget,
+                        "tweets_per_s": round(rate.tweets_per_s, 1),
+                        "tweets_per_cpu_s": round(rate.tweets_per_cpu_s, 1),
+                    }
+                )
+    return rows
+
+
+# --- the pipeline: where each post's time goes ----------------------------------------------
+
+Key = tuple[int, int]  # (partition, offset)
+
+
+class FetchStamps:
+    """A record reader that tells ``timeline`` when the poller got each record."""
+
+    def __init__(self, inner: RecordReader, timeline: Timeline) -> None:
+        self._inner = inner
+        self._timeline = timeline
+
+    @property
+    def topics(self) -> Sequence[str]:
+        return self._inner.topics
+
+    def read(self, record: SourceRecord) -> Outcome:
+        self._timeline.fetched_one((record.partition, record.offset))
+        return self._inner.read(record)
+
+
+class StepStamp:
+    """A batch step that notes when a batch reached it (keyed by the batch's first post)."""
+
+    def __init__(self, stamps: dict[Key, float]) -> None:
+        self._stamps = stamps
+
+    def process(self, batch: Batch) -> Batch:
+        if batch.posts:
+            first = batch.posts[0]
+            self._stamps[(first.partition, first.offset)] = time.time()
+        return batch
+
+
+STAGES = ("broker and fetch", "batch wait and hand-over", "model", "write and commit")
 
 
 @dataclass
 class Timeline:
-    """Per committed batch: when (monotonic) and how many posts; per post: its latency."""
+    """Per committed batch: when and how many posts; per post: its latency and its stages."""
 
+    expected: int
     commits: list[tuple[float, int]] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
+    stages: list[tuple[float, ...]] = field(default_factory=list)
+    fetched: dict[Key, float] = field(default_factory=dict)
+    model_start: dict[Key, float] = field(default_factory=dict)
+    model_end: dict[Key, float] = field(default_factory=dict)
+    started_at: float | None = None  # monotonic, when the first record was fetched
+    cpu_at_start: float = 0.0
+    cpu_at_end: float = 0.0
     done: threading.Event = field(default_factory=threading.Event)
-    expected: int = 0
+
+    def fetched_one(self, key: Key) -> None:
+        if self.started_at is None:
+            self.started_at, self.cpu_at_start = time.monotonic(), process_tree_cpu_s()
+        self.fetched[key] = time.time()
 
     def on_batch_committed(self, batch: CommittedBatch) -> None:
         self.commits.append((time.monotonic(), len(batch.posts)))
-        self.latencies += [
-            (batch.committed_at - post.created_at).total_seconds()
-            for post in batch.posts
-            if post.created_at is not None
-        ]
+        committed = batch.committed_at.timestamp()
+        first = (batch.posts[0].partition, batch.posts[0].offset) if batch.posts else (0, 0)
+        start, end = self.model_start.get(first), self.model_end.get(first)
+        for post in batch.posts:
+            if post.created_at is None:
+                continue
+            created = post.created_at.timestamp()
+            self.latencies.append(committed - created)
+            fetched = self.fetched.get((post.partition, post.offset))
+            if fetched is not None and start is not None and end is not None:
+                self.stages.append(
+                    (fetched - created, start - fetched, end - start, committed - end)
+                )
         if sum(n for _, n in self.commits) >= self.expected:
+            self.cpu_at_end = process_tree_cpu_s()
             self.done.set()
+
+    def sustained(self) -> Rate:
+        """From the first record fetched to the last batch committed: a backlog drained (the
+        last batch's write, which nothing overlaps, counts too)."""
+        assert self.started_at is not None
+        posts = sum(n for _, n in self.commits)
+        return Rate(
+            posts / (self.commits[-1][0] - self.started_at),
+            posts / (self.cpu_at_end - self.cpu_at_start),
+        )
+
+    def tail(self, q: float = 0.99) -> dict[str, float]:
+        """Mean seconds per stage of the posts at or beyond the ``q`` latency quantile."""
+        if not self.stages:
+            return {}
+        threshold = percentile([sum(s) for s in self.stages], q)
+        slow = [s for s in self.stages if sum(s) >= threshold]
+        return {name: statistics.fmean(s[i] for s in slow) for i, name in enumerate(STAGES)}
 
 
 def create_topic(bootstrap: str, topic: str) -> None:
@@ -195,9 +327,15 @@ def run_pipeline(
 ) -> None:
     """Run the pipeline until ``timeline`` has seen every post; ``feed`` runs once assigned."""
     metrics, state = PipelineMetrics(), PipelineState(model_loaded=True)
+    steps = [
+        StepStamp(timeline.model_start),
+        *batch_steps(scorer, metrics),
+        StepStamp(timeline.model_end),
+    ]
     pipeline = build_pipeline(
-        settings, scorer=scorer, metrics=metrics, state=state, observers=[timeline]
+        settings, scorer=scorer, metrics=metrics, state=state, observers=[timeline], steps=steps
     )
+    pipeline._reader = FetchStamps(pipeline._reader, timeline)
     runner = threading.Thread(target=pipeline.run, name="pipeline")
     runner.start()
     try:
@@ -212,130 +350,191 @@ def run_pipeline(
         runner.join(60)
 
 
-def settings_for(bootstrap: str, url: str, topic: str, args: argparse.Namespace) -> Settings:
-    return Settings.model_validate(
-        {
-            "bootstrap_servers": bootstrap,
-            "database_url": url,
-            "topic": topic,
-            "group_id": f"bench-{topic}",
-            "batch_size": args.batch_size,
-            "batch_wait_ms": args.batch_wait_ms,
-            "kafka_options": GROUP,
-            "log_level": "WARNING",
-        }
+def settings_for(bootstrap: str, url: str, topic: str, **overrides: Any) -> Settings:
+    """The consumer's defaults, but for the broker, database, topic and ``overrides``."""
+    fetch_wait_ms = overrides.pop("fetch_wait_ms", None)
+    options = dict(GROUP)
+    if fetch_wait_ms is not None:
+        options["fetch.wait.max.ms"] = str(fetch_wait_ms)
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        bootstrap_servers=bootstrap,
+        database_url=SecretStr(url),
+        topic=topic,
+        group_id=f"bench-{topic}",
+        kafka_options={name: SecretStr(value) for name, value in options.items()},
+        labels_topic=NO_LABELS_TOPIC,
+        log_level="WARNING",
+        **overrides,
     )
-
-
-def sustained_rate(timeline: Timeline) -> float:
-    """Posts per second from the first committed batch to the last (the backlog drains)."""
-    (first_at, first_n), last_at = timeline.commits[0], timeline.commits[-1][0]
-    return (sum(n for _, n in timeline.commits) - first_n) / (last_at - first_at)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
 
 
-# The instruction sets ONNX Runtime's int8 kernels use: figures from machines that differ here
-# are not comparable, so every figure is printed beside them.
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-
-
-def cpu() -> str:
-    """The CPU's model name and which of ``CPU_FLAGS`` it has (Linux; "unknown" elsewhere)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return "unknown"
-    fields = {
-        key.strip(): value.strip() for key, _, value in (line.partition(":") for line in lines)
-    }
-    flags = set(fields.get("flags", "").split())
-    found = " ".join(flag for flag in CPU_FLAGS if flag in flags) or "none of " + ", ".join(
-        CPU_FLAGS
+def measure_ceiling(scorer: Scorer, texts: Sequence[str]) -> Ceiling:
+    top = ceiling(scorer, texts)
+    print(
+        f"ceiling: {top.tweets_per_s:,.1f} tweets/s, {top.tweets_per_cpu_s:,.1f} per CPU-s "
+        f"(sub-batch {top.sub_batch}; load {os.getloadavg()[0]:.1f})",
+        flush=True,
     )
-    return f"{fields.get('model name', 'unknown')}; {found}"
+    return top
+
+
+def mean_ceiling(a: Ceiling, b: Ceiling) -> Ceiling:
+    return Ceiling(
+        (a.tweets_per_s + b.tweets_per_s) / 2,
+        (a.tweets_per_cpu_s + b.tweets_per_cpu_s) / 2,
+        a.sub_batch if a.tweets_per_s >= b.tweets_per_s else b.sub_batch,
+    )
+
+
+def ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
-    parser.add_argument("--tweets", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--batch-wait-ms", type=int, default=100)
-    parser.add_argument("--latency-seconds", type=float, default=30.0)
-    parser.add_argument("--tweeteval", type=Path, default=ROOT.parent / "shared/data/tweeteval")
+    parser.add_argument("--tweets", type=int, default=4096)
+    parser.add_argument(
+        "--batch-size",
+        type=ints,
+        default=[64],
+        help="Micro-batch sizes run on the backlog beside the default (comma-separated).",
+    )
+    parser.add_argument("--sweep", action="store_true", help="The scorer-alone sweep (2).")
+    parser.add_argument("--sweep-tweets", type=int, default=1024)
+    parser.add_argument("--sink", action="store_true", help="COPY vs multi-row INSERT too.")
+    parser.add_argument("--batch-wait-ms", type=ints, default=[100, 50, 25])
+    parser.add_argument("--fetch-wait-ms", type=ints, default=[100, 25])
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--tweeteval",
+        type=Path,
+        default=Path(os.environ.get("TWEETEVAL_DIR") or ROOT.parent / "shared/data/tweeteval"),
+        help="TweetEval copy with the test split [default: $TWEETEVAL_DIR or ../shared].",
+    )
     parser.add_argument("--bootstrap-servers")
     parser.add_argument("--database-url")
     args = parser.parse_args()
     from stream_core.logs import configure_logging
 
     configure_logging("WARNING", "console")
+    machine = f"{cpu_description()}; int8: {cpu()}"
+    print(f"cpu: {machine}", flush=True)
     tweets = [t.text for t in read_split(args.tweeteval, "test")]
     texts = [tweets[i % len(tweets)] for i in range(args.tweets)]
-    scorer = Scorer.load(args.model, batch_size=min(args.batch_size, 32))
+    scorer = Scorer.load(args.model)  # as `consume` loads it
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    report: dict[str, Any] = {"model": scorer.version, "cpu": machine, "tweets": len(texts)}
+
+    before = measure_ceiling(scorer, texts)
+    if args.sweep:
+        rows = sweep(scorer, texts[: args.sweep_tweets])
+        print("scorer alone | tweets/s | per CPU-s | share of the ceiling (wall, per CPU-s)")
+        for row in rows:
+            print(
+                f"micro-batch {row['micro_batch']:>4} / sub-batch {row['sub_batch']:>2} / "
+                f"token budget {row['max_tokens'] or '-':>4} | {row['tweets_per_s']:>7,.1f} | "
+                f"{row['tweets_per_cpu_s']:>7,.1f} | "
+                f"{row['tweets_per_s'] / before.tweets_per_s:.1%}, "
+                f"{row['tweets_per_cpu_s'] / before.tweets_per_cpu_s:.1%}",
+                flush=True,
+            )
+        report["sweep"] = rows
 
     with services(args.bootstrap_servers, args.database_url) as (bootstrap, url):
-        sink = bench_sink(url, tweets)
-        for size in sink["copy"]:
-            print(
-                f"sink, batches of {size}: COPY {sink['copy'][size]:,.0f} rows/s, "
-                f"multi-row INSERT {sink['insert'][size]:,.0f} rows/s"
+        if args.sink:
+            sink = bench_sink(url, tweets)
+            for size in sink["copy"]:
+                print(
+                    f"sink, batches of {size}: COPY {sink['copy'][size]:,.0f} rows/s, "
+                    f"multi-row INSERT {sink['insert'][size]:,.0f} rows/s"
+                )
+        backlog: dict[int, Rate] = {}
+        for batch_size in [defaults.batch_size, *args.batch_size]:
+            topic = f"bench-{uuid.uuid4().hex[:8]}"
+            create_topic(bootstrap, topic)
+            produce(bootstrap, topic, texts)
+            timeline = Timeline(expected=len(texts))
+            run_pipeline(
+                settings_for(bootstrap, url, topic, batch_size=batch_size), scorer, timeline
             )
-        topic = f"bench-{uuid.uuid4().hex[:8]}"
-        create_topic(bootstrap, topic)
-        produce(bootstrap, topic, texts)
-        # The bare scorer runs just before and just after the pipeline, and the mean is the
-        # reference: on a shared machine the load drifts between phases.
-        before = bench_scorer(scorer, texts, args.batch_size)
-        backlog = Timeline(expected=len(texts))
-        run_pipeline(settings_for(bootstrap, url, topic, args), scorer, backlog)
-        sustained = sustained_rate(backlog)
-        after = bench_scorer(scorer, texts, args.batch_size)
-        bare = (before + after) / 2
-        print(
-            f"bare scorer: {bare:,.1f} tweets/s ({before:,.1f} before, {after:,.1f} after; "
-            f"{scorer.version}, {len(texts)} tweets)"
-        )
-        print(f"pipeline: {sustained:,.1f} tweets/s sustained = {sustained / bare:.1%} of bare")
-        print(f"cpu: {cpu()}")
+            backlog[batch_size] = timeline.sustained()
+            print(
+                f"pipeline on a backlog, micro-batch {batch_size}"
+                f"{' (default)' if batch_size == defaults.batch_size else ''}: "
+                f"{backlog[batch_size].tweets_per_s:,.1f} tweets/s, "
+                f"{backlog[batch_size].tweets_per_cpu_s:,.1f} per CPU-s of the process tree "
+                f"(load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
+        after = measure_ceiling(scorer, texts)
+        top = mean_ceiling(before, after)
+        for batch_size, measured in backlog.items():
+            print(f"micro-batch {batch_size}: {measured.share_of(top)} of the ceiling")
 
-        rate = sustained / 2
+        rate = top.tweets_per_s / 2
         paced = [tweets[i % len(tweets)] for i in range(int(rate * args.latency_seconds))]
-        topic = f"bench-{uuid.uuid4().hex[:8]}"
-        create_topic(bootstrap, topic)
-        live = Timeline(expected=len(paced))
-        run_pipeline(
-            settings_for(bootstrap, url, topic, args),
-            scorer,
-            live,
-            feed=lambda: threading.Thread(
-                target=produce, args=(bootstrap, topic, paced, rate), daemon=True
-            ).start(),
-        )
-        p50, p99 = percentile(live.latencies, 0.5), percentile(live.latencies, 0.99)
-        print(f"latency at {rate:,.1f} tweets/s: p50 {p50:.3f} s, p99 {p99:.3f} s")
+        latency: list[dict[str, Any]] = []
+        for wait_ms in args.batch_wait_ms:
+            for fetch_ms in args.fetch_wait_ms:
+                topic = f"bench-{uuid.uuid4().hex[:8]}"
+                create_topic(bootstrap, topic)
+                live = Timeline(expected=len(paced))
+                run_pipeline(
+                    settings_for(
+                        bootstrap, url, topic, batch_wait_ms=wait_ms, fetch_wait_ms=fetch_ms
+                    ),
+                    scorer,
+                    live,
+                    feed=lambda topic=topic: threading.Thread(
+                        target=produce, args=(bootstrap, topic, paced, rate), daemon=True
+                    ).start(),
+                )
+                p50, p99 = percentile(live.latencies, 0.5), percentile(live.latencies, 0.99)
+                tail = live.tail()
+                sizes = [n for _, n in live.commits]
+                print(
+                    f"latency at {rate:,.1f} tweets/s, batch wait {wait_ms} ms, fetch wait "
+                    f"{fetch_ms} ms: p50 {p50:.3f} s, p99 {p99:.3f} s; mean batch "
+                    f"{statistics.fmean(sizes):.0f} posts; slowest 1%: "
+                    + ", ".join(f"{name} {seconds:.3f} s" for name, seconds in tail.items())
+                    + f" (load {os.getloadavg()[0]:.1f})",
+                    flush=True,
+                )
+                latency.append(
+                    {
+                        "batch_wait_ms": wait_ms,
+                        "fetch_wait_ms": fetch_ms,
+                        "p50_s": round(p50, 3),
+                        "p99_s": round(p99, 3),
+                        "slowest_1pct_s": {k: round(v, 3) for k, v in tail.items()},
+                    }
+                )
 
-    print(
-        json.dumps(
-            {
-                "model": scorer.version,
-                "cpu": cpu(),
-                "tweets": len(texts),
-                "batch_size": args.batch_size,
-                "batch_wait_ms": args.batch_wait_ms,
-                "bare_scorer_tweets_per_s": round(bare, 1),
-                "pipeline_tweets_per_s": round(sustained, 1),
-                "pipeline_vs_bare": round(sustained / bare, 3),
-                "latency_rate_tweets_per_s": round(rate, 1),
-                "latency_p50_s": round(p50, 3),
-                "latency_p99_s": round(p99, 3),
-                "sink_copy_rows_per_s": {k: round(v) for k, v in sink["copy"].items()},
-                "sink_insert_rows_per_s": {k: round(v) for k, v in sink["insert"].items()},
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory of the pipeline's process: {peak_mib:,.0f} MiB; cpu: {machine}")
+    report.update(
+        ceiling_tweets_per_s=round(top.tweets_per_s, 1),
+        ceiling_tweets_per_cpu_s=round(top.tweets_per_cpu_s, 1),
+        pipeline={
+            size: {
+                "tweets_per_s": round(r.tweets_per_s, 1),
+                "tweets_per_cpu_s": round(r.tweets_per_cpu_s, 1),
+                "share_wall": round(r.tweets_per_s / top.tweets_per_s, 3),
+                "share_cpu": round(r.tweets_per_cpu_s / top.tweets_per_cpu_s, 3),
             }
-        )
+            for size, r in backlog.items()
+        },
+        latency_rate_tweets_per_s=round(rate, 1),
+        latency=latency,
+        peak_rss_mib=round(peak_mib),
     )
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":
