@@ -5,8 +5,9 @@ It prints, with the CPU and its int8 instruction sets beside the figures (compar
 between runs that print the same, and prefer the ratios: a shared machine's load moves
 wall-clock rates between runs, rates per CPU-second far less):
 
-1. the ceiling (``model.bench.ceiling``: bare ``session.run`` on length-sorted windows of 1,024
-   tweets, the best of sub-batches 32 and 64), measured before and after the pipeline runs;
+1. the ceiling (``model.bench.best_ceiling``: bare ``session.run`` on length-sorted windows of
+   1,024 tweets, the best of sub-batches 32 and 64 and of ONNX Runtime's threads spinning or
+   not), measured before and after the pipeline runs;
 2. with ``--sweep``: the scorer alone (tokenising, sorting, padding, softmax) on micro-batches
    x sub-batches x padded-token budgets, as a share of the ceiling;
 3. the pipeline on a backlog, at its default settings and at each ``--batch-size`` given:
@@ -50,7 +51,7 @@ from pydantic import SecretStr
 from benchmarks.machine import cpu_description
 from consumer.build import batch_steps, build_pipeline, write_parts
 from consumer.settings import Settings
-from model.bench import Ceiling, ceiling, cpu
+from model.bench import Ceiling, best_ceiling, cpu
 from model.data import read_split
 from model.scorer import Scorer
 from model.settings import DEFAULT_MODEL_DIR
@@ -373,11 +374,12 @@ def percentile(values: Sequence[float], q: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
 
 
-def measure_ceiling(scorer: Scorer, texts: Sequence[str]) -> Ceiling:
-    top = ceiling(scorer, texts)
+def measure_ceiling(model: Path, texts: Sequence[str]) -> Ceiling:
+    top = best_ceiling(model, texts)
     print(
         f"ceiling: {top.tweets_per_s:,.1f} tweets/s, {top.tweets_per_cpu_s:,.1f} per CPU-s "
-        f"(sub-batch {top.sub_batch}; load {os.getloadavg()[0]:.1f})",
+        f"(sub-batch {top.sub_batch}, ONNX Runtime threads {'spinning' if top.spin else 'sleeping'}"
+        f" between runs; load {os.getloadavg()[0]:.1f})",
         flush=True,
     )
     return top
@@ -431,7 +433,7 @@ def main() -> None:
     defaults = Settings(_env_file=None)  # type: ignore[call-arg]
     report: dict[str, Any] = {"model": scorer.version, "cpu": machine, "tweets": len(texts)}
 
-    before = measure_ceiling(scorer, texts)
+    before = measure_ceiling(args.model, texts)
     if args.sweep:
         rows = sweep(scorer, texts[: args.sweep_tweets])
         print("scorer alone | tweets/s | per CPU-s | share of the ceiling (wall, per CPU-s)")
@@ -472,7 +474,7 @@ def main() -> None:
                 f"(load {os.getloadavg()[0]:.1f})",
                 flush=True,
             )
-        after = measure_ceiling(scorer, texts)
+        after = measure_ceiling(args.model, texts)
         top = mean_ceiling(before, after)
         for batch_size, measured in backlog.items():
             print(f"micro-batch {batch_size}: {measured.share_of(top)} of the ceiling")

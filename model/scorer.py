@@ -116,12 +116,14 @@ class Scorer:
         name: str | None = None,
         device: Device = "cpu",
         max_tokens: int | None = None,
+        spin: bool = False,
     ) -> Scorer:
         """Load a folder written by ``model export`` or ``model train``; ModelLoadError if bad.
 
         ``name``: the catalogue name the folder was chosen by, shown by ``/model``;
         ``device``: see :func:`execution_providers`; ``batch_size`` and ``max_tokens``: see
-        :meth:`batches`.
+        :meth:`batches`; ``spin``: ONNX Runtime's threads spin between runs instead of sleeping
+        (see ``_load_session``).
         """
         folder = Path(model_dir)
         if not folder.is_dir():
@@ -144,7 +146,7 @@ class Scorer:
                 "export it again"
             )
         tokenizer = _load_tokenizer(folder / TOKENIZER_FILE, metadata.max_length)
-        session = _load_session(onnx_path, threads or available_cores(), device)
+        session = _load_session(onnx_path, threads or available_cores(), device, spin=spin)
         _check_signature(session, metadata, onnx_path)
         log.info(
             "model loaded",
@@ -264,8 +266,17 @@ def execution_providers(device: Device, available: Sequence[str] | None = None) 
     return [_CPU]
 
 
-def _load_session(path: Path, threads: int, device: Device = "cpu") -> ort.InferenceSession:
+def _load_session(
+    path: Path, threads: int, device: Device = "cpu", *, spin: bool = False
+) -> ort.InferenceSession:
     options = ort.SessionOptions()
+    # ONNX Runtime's threads spin-wait for work by default. In a consumer they share the cores
+    # with the poller, the writer, often the broker and PostgreSQL: spinning takes CPU from
+    # them, and a starved spinning thread stalls its partners. Measured on a loaded 2-core
+    # machine (benchmarks/pipeline_bench.py, docs/pipeline.md): a batch of 9 tweets took a
+    # p50 of 27 ms without spinning against 120-190 ms with it, and 1,024 tweets ran at 420-430
+    # tweets per CPU-second against 243-259.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
