@@ -19,6 +19,16 @@ from collections.abc import Callable
 from stream_core.batch import Batch, Outcome
 from stream_core.records import SourceRecord
 
+# A full batch should take at most this share of the shutdown drain (SIGTERM, rebalances): one
+# in flight and the next one cut must still finish before the deadline.
+DRAIN_SHARE = 0.25
+
+
+def batch_size_for(posts_per_s: float, shutdown_timeout_s: float, requested: int) -> int:
+    """The largest batch, up to ``requested``, that a model scoring ``posts_per_s`` finishes in
+    a quarter of the shutdown drain: 1,024 for the default model, about 200 for roberta-base."""
+    return max(1, min(requested, int(posts_per_s * shutdown_timeout_s * DRAIN_SHARE)))
+
 
 class MicroBatcher:
     """Collects records into a batch; :meth:`ready` says when to cut it (see the module)."""

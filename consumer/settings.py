@@ -28,11 +28,11 @@ class PipelineSettings(KafkaSettings):
         1024,
         ge=1,
         le=4096,
-        description="Largest micro-batch, in posts (reached under a backlog; "
-        "docs/pipeline.md: 64 for roberta-base).",
+        description="Largest micro-batch, in posts, reached under a backlog [default: 1024, "
+        "less for a model too slow to score it in a quarter of the shutdown timeout].",
     )
     batch_wait_ms: int = Field(
-        100,
+        50,
         ge=0,
         le=60_000,
         description="Longest wait for a micro-batch to fill while the model is idle, in ms "

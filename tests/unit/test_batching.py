@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from consumer.batching import MicroBatcher
+import time
+
+from consumer.batching import MicroBatcher, batch_size_for
 from consumer.scoring import ScoreStep
 from observability.metrics import PipelineMetrics
 from stream_core.batch import Batch
@@ -189,3 +191,23 @@ def test_the_score_step_records_the_model_version_and_its_time() -> None:
     (scored,) = ScoreStep(FakeScorer(), metrics).process(batch).posts
     assert (scored.label, scored.model_version) == ("neutral", FakeScorer().version)
     assert metrics.registry.get_sample_value("sentiment_inference_seconds_count") == 1
+
+
+def test_the_default_batch_size_follows_the_model_speed() -> None:
+    # Under a quarter of the 30 s drain: the default model keeps 1,024, roberta-base gets less.
+    assert batch_size_for(posts_per_s=900, shutdown_timeout_s=30, requested=1024) == 1024
+    assert batch_size_for(posts_per_s=26, shutdown_timeout_s=30, requested=1024) == 195
+    assert batch_size_for(posts_per_s=0.01, shutdown_timeout_s=30, requested=1024) == 1
+
+
+def test_consume_times_the_model_when_no_batch_size_is_set() -> None:
+    from consumer.cli import _batch_size_for_the_model
+    from consumer.settings import Settings
+
+    class Slow(FakeScorer):
+        def score(self, texts):  # type: ignore[no-untyped-def]
+            time.sleep(len(texts) / 400)  # 400 posts/s
+            return super().score(texts)
+
+    settings = Settings(shutdown_timeout_s=1, _env_file=None)  # type: ignore[call-arg]
+    assert 50 <= _batch_size_for_the_model(Slow(), settings) <= 100  # 400 x 1 s / 4
