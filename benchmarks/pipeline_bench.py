@@ -171,11 +171,15 @@ SWEEP_TOKEN_BUDGETS = (None, 4096)
 class Rate:
     tweets_per_s: float
     tweets_per_cpu_s: float
+    # Per CPU-second of this process alone (the pipeline's threads; like the ceiling's figure)
+    consumer_tweets_per_cpu_s: float | None = None
 
     def share_of(self, top: Ceiling) -> str:
+        alone = self.consumer_tweets_per_cpu_s
         return (
             f"{self.tweets_per_s / top.tweets_per_s:.1%} wall-clock, "
-            f"{self.tweets_per_cpu_s / top.tweets_per_cpu_s:.1%} per CPU-s"
+            f"{self.tweets_per_cpu_s / top.tweets_per_cpu_s:.1%} per CPU-s of the process tree"
+            + ("" if alone is None else f", {alone / top.tweets_per_cpu_s:.1%} of the consumer's")
         )
 
 
@@ -257,11 +261,14 @@ class Timeline:
     started_at: float | None = None  # monotonic, when the first record was fetched
     cpu_at_start: float = 0.0
     cpu_at_end: float = 0.0
+    own_cpu_at_start: float = 0.0
+    own_cpu_at_end: float = 0.0
     done: threading.Event = field(default_factory=threading.Event)
 
     def fetched_one(self, key: Key) -> None:
         if self.started_at is None:
             self.started_at, self.cpu_at_start = time.monotonic(), process_tree_cpu_s()
+            self.own_cpu_at_start = time.process_time()
         self.fetched[key] = time.time()
 
     def on_batch_committed(self, batch: CommittedBatch) -> None:
@@ -281,6 +288,7 @@ class Timeline:
                 )
         if sum(n for _, n in self.commits) >= self.expected:
             self.cpu_at_end = process_tree_cpu_s()
+            self.own_cpu_at_end = time.process_time()
             self.done.set()
 
     def sustained(self) -> Rate:
@@ -291,6 +299,7 @@ class Timeline:
         return Rate(
             posts / (self.commits[-1][0] - self.started_at),
             posts / (self.cpu_at_end - self.cpu_at_start),
+            posts / (self.own_cpu_at_end - self.own_cpu_at_start),
         )
 
     def tail(self, q: float = 0.99) -> dict[str, float]:
@@ -475,7 +484,8 @@ def main() -> None:
                 f"pipeline on a backlog, micro-batch {batch_size}"
                 f"{' (default)' if batch_size == defaults.batch_size else ''}: "
                 f"{backlog[batch_size].tweets_per_s:,.1f} tweets/s, "
-                f"{backlog[batch_size].tweets_per_cpu_s:,.1f} per CPU-s of the process tree "
+                f"{backlog[batch_size].tweets_per_cpu_s:,.1f} per CPU-s of the process tree, "
+                f"{backlog[batch_size].consumer_tweets_per_cpu_s:,.1f} of the consumer's own "
                 f"(load {os.getloadavg()[0]:.1f})",
                 flush=True,
             )
@@ -534,6 +544,9 @@ def main() -> None:
                 "tweets_per_cpu_s": round(r.tweets_per_cpu_s, 1),
                 "share_wall": round(r.tweets_per_s / top.tweets_per_s, 3),
                 "share_cpu": round(r.tweets_per_cpu_s / top.tweets_per_cpu_s, 3),
+                "share_consumer_cpu": round(
+                    (r.consumer_tweets_per_cpu_s or 0.0) / top.tweets_per_cpu_s, 3
+                ),
             }
             for size, r in backlog.items()
         },

@@ -234,7 +234,8 @@ def ceiling(
             for start in range(0, len(texts), window)
             for _rows, feeds in sized.batches(texts[start : start + window])
         ]
-        scorer.session.run(output, runs[0])  # warm-up
+        for feeds in runs[: -(-min(window, len(texts)) // sub_batch)]:
+            scorer.session.run(output, feeds)  # warm-up: one window, so every shape is seen
         started, cpu_started = time.perf_counter(), time.process_time()
         for feeds in runs:
             scorer.session.run(output, feeds)
