@@ -29,7 +29,7 @@ from model.cli_options import (
     threads_option,
     user_errors,
 )
-from model.data import SplitSpec, read_splits
+from model.data import SAMPLE_DIR, SplitSpec, read_splits
 from model.export import DEFAULT_CHECKPOINT
 from model.metadata import Preprocessing, Quantization
 from stream_core.cli_options import load_settings, settings_options
@@ -64,6 +64,14 @@ def model(**flags: Any) -> None:
     default=None,
     help="Tweet normalisation (default: cardiffnlp for cardiffnlp checkpoints).",
 )
+@click.option(
+    "--profile-data",
+    type=EXISTING_DIR,
+    default=None,
+    help="TweetEval-format folder whose val split becomes the drift reference profile "
+    "(default: the bundled validation sample).",
+)
+@click.option("--no-profile", is_flag=True, help="Write no drift reference profile.")
 def export(
     *,
     checkpoint: str,
@@ -72,8 +80,11 @@ def export(
     max_length: int,
     revision: str | None,
     preprocessing: str | None,
+    profile_data: Path | None,
+    no_profile: bool,
 ) -> None:
-    """Export a sequence-classification checkpoint to an ONNX model folder."""
+    """Export a sequence-classification checkpoint to an ONNX model folder, with the drift
+    reference profile of the validation posts."""
     from model.export import export_model
 
     with user_errors():
@@ -85,9 +96,39 @@ def export(
             revision=revision,
             preprocessing=cast(Preprocessing | None, preprocessing),
         )
+        if not no_profile:
+            _write_profile(out, profile_data or SAMPLE_DIR, ("val",))
     click.echo(
         f"{out}: {metadata.version} ({metadata.quantization}, labels {list(metadata.labels)})"
     )
+
+
+def _write_profile(model_dir: Path, data_dir: Path, split: tuple[str, ...]) -> None:
+    from model.profile import PROFILE_FILE, write_reference_profile
+
+    tweets = read_splits(data_dir, list(split))
+    source = f"{data_dir.name} {', '.join(split)}"
+    profile = write_reference_profile(model_dir, [t.text for t in tweets], source=source)
+    click.echo(f"{model_dir / PROFILE_FILE}: drift reference of {profile.posts} posts ({source})")
+
+
+@model.command()
+@model_dir_option
+@click.option(
+    "--data",
+    "data_dir",
+    type=EXISTING_DIR,
+    default=SAMPLE_DIR,
+    show_default="the bundled validation sample",
+    help="TweetEval-format folder (<DIR>/sentiment/...).",
+)
+@split_option("--split", "val", "Split or line range the reference is built from; repeatable.")
+def profile(model_dir: Path, data_dir: Path, split: tuple[str, ...]) -> None:
+    """Write the folder's drift reference profile (profile.json) from these posts: label mix,
+    lengths, token counts, truncation, unknown tokens, URLs/mentions/emoji/hashtags,
+    confidence. A folder exported before profiles existed gets one this way."""
+    with user_errors():
+        _write_profile(model_dir, data_dir, split)
 
 
 def _check_disjoint(data_dir: Path, train: tuple[str, ...], evaluate: tuple[str, ...]) -> None:
@@ -283,6 +324,7 @@ def train(
         )
         evaluation = evaluate(Scorer.load(out), data_dir, eval_split)
         metadata = record_metrics(out, evaluation, command_line())
+        _write_profile(out, data_dir, eval_split)
     _console.print(*evaluation.tables())
     click.echo(f"{out}: {metadata.version}, macro recall {evaluation.macro_recall:.4f}")
     if min_macro_recall is not None and evaluation.macro_recall < min_macro_recall:

@@ -1,4 +1,5 @@
-"""The HTTP API (FastAPI): /predict, /stats, /model, /health, /ready, /metrics and /watch.
+"""The HTTP API (FastAPI): /predict, /stats, /model, /health, /ready, /metrics, /watch, and
+model monitoring's /quality and /drift.
 
 :func:`create_app` takes everything it serves as arguments, so tests build it with a fake scorer
 and no pipeline, and the consumer builds it with the live scorer, state and registry.
@@ -67,6 +68,15 @@ class Scorer(Protocol):
     def predict(self, text: str) -> Prediction: ...
 
 
+class Monitoring(Protocol):
+    """What the API needs of ``monitoring.reader.MonitoringReader``."""
+
+    @property
+    def windows(self) -> Mapping[str, timedelta]: ...
+    def quality(self, windows: Mapping[str, timedelta] | None = None) -> dict[str, Any]: ...
+    def drift(self) -> dict[str, Any]: ...
+
+
 class PredictRequestRules(BaseModel):
     """The body of ``POST /predict`` minus the length limit, which each app sets (see
     :func:`create_app`) and publishes as ``maxLength``."""
@@ -126,6 +136,11 @@ class StatsResponse(BaseModel):
         description="Posts per language committed by this process since it started, and the "
         "share no model reads (null where the process counts none).",
     )
+    online_quality: dict[str, Any] | None = Field(
+        default=None,
+        description="Online quality of this model version per monitoring window, from the "
+        "late gold labels in PostgreSQL (as `GET /quality`; null when unavailable).",
+    )
 
 
 class ReadyResponse(BaseModel):
@@ -182,6 +197,7 @@ def create_app(
     live_matcher: Callable[[], Matcher] = lambda: Matcher(()),
     admin_token: SecretStr | None = None,
     language_stats: OnlineLanguageStats | None = None,
+    monitoring: Monitoring | None = None,
 ) -> FastAPI:
     """The API over one scorer, pipeline state, metrics registry and statistics sources;
     ``/watch`` over ``watch_store`` (when given) and ``live_matcher`` (the process's current
@@ -310,6 +326,16 @@ def create_app(
         accuracy = label_stats.accuracy()
         window_stats, window_error = await _window_stats(window, span, entity)
         offline = scorer.metadata.metrics
+        online_quality = None
+        if monitoring is not None:
+            try:
+                found = await run_in_threadpool(monitoring.quality)
+                online_quality = {
+                    window: versions.get(scorer.version)
+                    for window, versions in found["windows"].items()
+                }
+            except Exception as error:  # a dashboard call must not fail because the DB does
+                log.warning("online quality unavailable", error=str(error))
         return StatsResponse(
             model_version=scorer.version,
             entity=entity,
@@ -323,7 +349,65 @@ def create_app(
             window=window_stats,
             window_error=window_error,
             languages=language_stats.mix() if language_stats is not None else None,
+            online_quality=online_quality,
         )
+
+    unavailable: dict[int | str, dict[str, Any]] = {
+        503: {"model": ErrorResponse, "description": "No database, or no monitoring"}
+    }
+
+    def _monitoring() -> Monitoring:
+        if monitoring is None:
+            raise HTTPException(503, "model monitoring is not running in this process")
+        return monitoring
+
+    @app.get(
+        "/quality",
+        summary="Online quality from late gold labels, per window and model version",
+        description="Per monitoring window (SENTIMENT_MONITOR_WINDOWS) and model version: "
+        "labelled posts (`n`), macro recall (TweetEval's metric), accuracy, per-class figures "
+        "and the confusion matrix (rows gold, columns predicted), beside the offline "
+        "reference. Null figures: no label in the window (never a 0).",
+        responses=unavailable,
+    )
+    async def quality(
+        window: Annotated[
+            str | None,
+            Query(
+                description="One window instead of the configured ones (like 15m, 1h, 24h).",
+                json_schema_extra={"pattern": WINDOW_PATTERN},
+            ),
+        ] = None,
+    ) -> dict[str, Any]:
+        reader = _monitoring()
+        windows = None
+        if window is not None:
+            try:
+                windows = {window: parse_window(window)}
+            except ValueError as error:
+                raise _validation_error(("query", "window"), str(error)) from error
+        try:
+            return await run_in_threadpool(reader.quality, windows)
+        except Exception as error:
+            log.warning("online quality unavailable", error=str(error))
+            raise HTTPException(503, f"database unavailable: {type(error).__name__}") from None
+
+    @app.get(
+        "/drift",
+        summary="Drift of the served model's inputs and outputs against its reference profile",
+        description="The elected replica's last computation per window and feature: PSI and "
+        "Jensen-Shannon distance against the model folder's profile.json. `available: false` "
+        "with a `reason` when it could not be measured (no reference profile, too few posts): "
+        "never a 0.",
+        responses=unavailable,
+    )
+    async def drift() -> dict[str, Any]:
+        reader = _monitoring()
+        try:
+            return await run_in_threadpool(reader.drift)
+        except Exception as error:
+            log.warning("drift unavailable", error=str(error))
+            raise HTTPException(503, f"database unavailable: {type(error).__name__}") from None
 
     async def _window_stats(
         window: str, span: timedelta, entity: str | None

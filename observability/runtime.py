@@ -1,5 +1,6 @@
 """Everything the consumer process runs beside the pipeline: the HTTP API, the batch observers,
-the live watchlist and the fleet-wide spike detector (which runs on one elected replica).
+the live watchlist, the fleet-wide spike detector and the model monitoring jobs (each role
+runs on one elected replica).
 
 The `consume` command calls :func:`start` once the scorer is loaded and before the pipeline
 runs, hands ``runtime.observers`` and ``runtime.watchlist`` to the pipeline, and calls
@@ -16,6 +17,8 @@ import psycopg
 import structlog
 from confluent_kafka import Producer
 
+from monitoring.jobs import MonitoringJobs, monitoring_jobs, served_model
+from monitoring.reader import MonitoringReader
 from observability.alert_sink import AlertSink
 from observability.api import Scorer, create_app
 from observability.entity_metrics import EntityPostCounts, MetricEntities
@@ -45,6 +48,7 @@ class ObservabilityRuntime:
     watchlist: LiveWatchlist | None = None
     fleet_spikes: FleetSpikes | None = None
     elected: ElectedJobs | None = None
+    monitoring: ElectedJobs | None = None
     listener: ChangeListener | None = None
     http: HttpServer | None = None
     alert_sink: AlertSink | None = None
@@ -60,6 +64,8 @@ class ObservabilityRuntime:
             self.http.stop()
         if self.elected is not None:
             self.elected.stop()  # hands the detector role to another replica at once
+        if self.monitoring is not None:
+            self.monitoring.stop()
         if self.listener is not None:
             self.listener.stop()
         if self.watchlist is not None:
@@ -108,6 +114,9 @@ def start(
     )
     elected.add("spike-detection", settings.alert_tick_s, fleet_spikes.run)
     elected.add("prune-second-counts", PRUNE_EVERY_S, fleet_spikes.prune)
+    offline = scorer.metadata.metrics
+    served = served_model(scorer.version, tuple(scorer.labels), scorer.folder, offline)
+    monitoring = monitoring_jobs(database_url, MonitoringJobs(settings, served, metrics.monitoring))
     listener = ChangeListener(database_url, poll_s=settings.watch_poll_s)
     listener.subscribe(watch_entities.CHANNEL, watchlist.refresh)
     label_stats = OnlineLabelStats(scorer.labels)
@@ -118,6 +127,7 @@ def start(
         watchlist=watchlist,
         fleet_spikes=fleet_spikes,
         elected=elected,
+        monitoring=monitoring,
         listener=listener,
         alert_sink=sink,
     )
@@ -127,6 +137,7 @@ def start(
         log.warning("watchlist not loaded yet; retrying in the background", error=str(error))
     listener.start()
     elected.start()
+    monitoring.start()
     if settings.http_port:
         app = create_app(
             scorer,
@@ -139,6 +150,13 @@ def start(
             live_matcher=lambda: watchlist.matcher,
             admin_token=settings.admin_token,
             language_stats=language_stats,
+            monitoring=MonitoringReader(
+                database_url,
+                scorer.version,
+                settings.windows(),
+                offline_metrics=offline,
+                psi_threshold=settings.drift_psi_threshold,
+            ),
         )
         try:
             runtime.http = HttpServer(app, settings.http_host, settings.http_port)

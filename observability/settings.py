@@ -8,6 +8,7 @@ from dataclasses import fields, replace
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from monitoring.settings import MonitoringSettings
 from observability.spike import DetectorConfig
 from storage.settings import DatabaseSettings
 from stream_core.settings import ContractSettings, KafkaSettings, SettingsSection
@@ -85,10 +86,11 @@ class DetectorSettings(SettingsSection):
 class ObservabilitySettings(
     ApiSettings,
     DetectorSettings,
+    MonitoringSettings,
     WatchlistSettings,
     DatabaseSettings,
     KafkaSettings,
     ContractSettings,
 ):
     """What ``observability.runtime.start`` reads: the API, the detectors, where alerts go, the
-    watchlist."""
+    watchlist, model monitoring."""

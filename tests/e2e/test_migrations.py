@@ -15,7 +15,13 @@ from tests.fixtures.services import CLI, cli_env
 pytestmark = pytest.mark.integration
 
 
-MONITORING_TABLES = {"scored_posts", "sentiment_minute_counts", "gold_labels", "drift_reports"}
+MONITORING_TABLES = {
+    "scored_posts",
+    "sentiment_minute_counts",
+    "gold_labels",
+    "drift_reports",
+    "monitoring_runs",
+}
 
 
 def db(*args: str, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -47,6 +53,7 @@ def test_upgrade_downgrade_and_upgrade_again(database_url: str, tmp_path: Path) 
     indexes = {name for (name,) in query(database_url, "SELECT indexname FROM pg_indexes")}
     assert {"ix_scored_posts_created_at", "uq_scored_posts_kafka_position"} <= indexes
     assert {"ix_scored_posts_gold_label_at", "ix_gold_labels_pending"} <= indexes
+    assert "ix_drift_reports_window_feature_computed_at" in indexes
 
     down = db("downgrade", "base", url=database_url, cwd=tmp_path)
     assert down.returncode == 0, down.stderr

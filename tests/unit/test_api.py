@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import jsonschema_rs
 import pytest
@@ -318,3 +320,63 @@ def test_the_real_scorer_serves_predict_and_model(tiny_model_dir: Path) -> None:
     assert model["active"] == {"name": None, "folder": str(tiny_model_dir)}
     assert model["version"] == scorer.version
     assert model["labels"] == list(scorer.labels)
+
+
+# --- model monitoring: /quality, /drift, /stats ----------------------------------------------
+
+
+class FakeMonitoring:
+    def __init__(self, fail: bool = False) -> None:
+        self.windows = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1)}
+        self.fail = fail
+        self.asked: list[Mapping[str, timedelta] | None] = []
+
+    def quality(self, windows: Mapping[str, timedelta] | None = None) -> dict[str, Any]:
+        self.asked.append(windows)
+        if self.fail:
+            raise ConnectionError("no route to database")
+        names = windows or self.windows
+        return {"windows": {name: {"fake-1": {"n": 3, "macro_recall": 0.5}} for name in names}}
+
+    def drift(self) -> dict[str, Any]:
+        if self.fail:
+            raise ConnectionError("no route to database")
+        return {"available": False, "windows": {"15m": {"available": False, "reason": "why"}}}
+
+
+def monitored_api(monitoring: FakeMonitoring) -> TestClient:
+    scorer = FakeScorer(FakeMetadata(metrics=OFFLINE))
+    app = create_app(
+        scorer,
+        PipelineState(),
+        PipelineMetrics(),
+        OnlineLabelStats(LABELS),
+        FakeWindowCounts(),
+        monitoring=monitoring,
+    )
+    return TestClient(app)
+
+
+def test_quality_and_drift_come_from_monitoring() -> None:
+    monitoring = FakeMonitoring()
+    client = monitored_api(monitoring)
+    assert client.get("/quality").json()["windows"]["1h"]["fake-1"]["n"] == 3
+    one = client.get("/quality", params={"window": "24h"}).json()
+    assert list(one["windows"]) == ["24h"]
+    assert monitoring.asked[-1] == {"24h": timedelta(hours=24)}
+    assert client.get("/quality", params={"window": "5x"}).status_code == 422
+    assert client.get("/drift").json()["windows"]["15m"]["reason"] == "why"
+    stats = client.get("/stats").json()
+    assert stats["offline_metrics"] == OFFLINE
+    assert stats["online_quality"]["15m"]["macro_recall"] == 0.5  # beside the reference
+
+
+def test_monitoring_unavailable_is_a_503_and_stats_still_answer(api: Api) -> None:
+    assert api.client.get("/quality").status_code == 503  # no monitoring in this process
+    assert api.client.get("/drift").status_code == 503
+    client = monitored_api(FakeMonitoring(fail=True))
+    assert client.get("/quality").status_code == 503
+    assert client.get("/drift").status_code == 503
+    stats = client.get("/stats")
+    assert stats.status_code == 200
+    assert stats.json()["online_quality"] is None
