@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 from confluent_kafka import KafkaException
@@ -42,6 +42,24 @@ FULL_SPLITS = "val,test"  # what --data and --download replay unless --split say
 SHARE = click.FloatRange(min=0.0, max=1.0)
 
 Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+class Duration(click.ParamType[float]):
+    """Seconds, written ``500ms``, ``30s``, ``2m``, ``1h`` or a bare number of seconds."""
+
+    name = "duration"
+    _UNITS: ClassVar[dict[str, float]] = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "": 1}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float | int):
+            return float(value)
+        found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|)\s*", str(value))
+        if found is None:
+            self.fail(f"{value!r} is no duration: write like 500ms, 30s, 2m or 1h", param, ctx)
+        return float(found[1]) * self._UNITS[found[2]]
+
+
+DURATION = Duration()
 
 # Options the demo shares with `simulate`.
 seed_option = click.option(
@@ -233,6 +251,40 @@ def _entity_name(_ctx: click.Context, _param: click.Parameter, name: str | None)
     is_flag=True,
     help="Send no lang field: the consumer identifies every post's language.",
 )
+@click.option(
+    "--feedback-rate",
+    type=SHARE,
+    default=0.0,
+    help="Share of posts whose gold label comes later on the labels topic (then no post "
+    "carries the x-gold-label header).",
+)
+@click.option(
+    "--feedback-delay",
+    type=DURATION,
+    default="30s",
+    show_default=True,
+    help="How late the labels come (like 500ms, 30s, 2m).",
+)
+@click.option(
+    "--feedback-shuffle",
+    is_flag=True,
+    help="Send other posts' labels instead of the post's own (feedback that disagrees).",
+)
+@click.option(
+    "--scenario",
+    type=click.Choice(["plain", "drift"]),
+    default="plain",
+    show_default=True,
+    help="drift: from --drift-at on, posts are upper-case, emoji-only, long non-tweet text or "
+    "negative-only in turn (docs/monitoring.md).",
+)
+@click.option(
+    "--drift-at",
+    type=DURATION,
+    default="60s",
+    show_default=True,
+    help="When the drift scenario starts (seconds into the run).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def simulate(**kwargs: Any) -> None:
@@ -269,6 +321,11 @@ def simulate(**kwargs: Any) -> None:
         replication_factor=kwargs["replication_factor"],
         compression=kwargs["compression"],
         omit_lang=kwargs["omit_lang"],
+        labels_topic=settings.labels_topic,
+        feedback_rate=kwargs["feedback_rate"],
+        feedback_delay_s=kwargs["feedback_delay"],
+        feedback_shuffle=kwargs["feedback_shuffle"],
+        drift_at_s=kwargs["drift_at"] if kwargs["scenario"] == "drift" else None,
     )
     try:
         simulator = Simulator(config, settings.producer_kafka_config())

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -21,6 +21,7 @@ import structlog
 from confluent_kafka import KafkaError, Message, Producer
 
 from model.data import LabelledTweet
+from producer_sim.feedback import Feedback, drifted
 from producer_sim.pacing import Pacer
 from producer_sim.poison import PoisonKind, poison_value
 from producer_sim.posts import (
@@ -67,6 +68,12 @@ class SimulatorConfig:
     replication_factor: int = -1
     compression: str = "lz4"
     linger_ms: int = 5
+    # Late gold labels on labels_topic (producer_sim/feedback.py); then no x-gold-label header.
+    labels_topic: str = ""
+    feedback_rate: float = 0.0
+    feedback_delay_s: float = 30.0
+    feedback_shuffle: bool = False
+    drift_at_s: float | None = None  # the drift scenario: posts change from this second on
 
 
 @dataclass
@@ -85,6 +92,8 @@ class SimulationSummary:
     spike_negative: int = 0
     entity_posts: int = 0  # posts rewritten to name the spike's entity (--spike-entity)
     started_at: str | None = None  # UTC, ISO: when message 0 was due (the spike's offsets start)
+    feedback_labels: int = 0
+    drifted_posts: int = 0
     elapsed_s: float = 0.0
     achieved_rate_per_s: float = 0.0
     stop_reason: StopReason = "stopped"
@@ -154,6 +163,14 @@ class Simulator:
         self._pacer: Pacer | None = None
         self._labels: Counter[str] = Counter()
         self._poison: Counter[str] = Counter()
+        if config.feedback_rate > 0 and not config.labels_topic:
+            raise ValueError("--feedback-rate needs a labels topic (SENTIMENT_LABELS_TOPIC)")
+        self._feedback = Feedback(
+            config.feedback_rate,
+            config.feedback_delay_s,
+            self._rng,
+            shuffle=config.feedback_shuffle,
+        )
 
     def producer_config(self) -> dict[str, Any]:
         return {
@@ -183,6 +200,10 @@ class Simulator:
         self.summary.partitions = ensure_topic(
             self.kafka_config, config.topic, config.partitions, config.replication_factor
         )
+        if config.feedback_rate > 0:
+            ensure_topic(
+                self.kafka_config, config.labels_topic, config.partitions, config.replication_factor
+            )
         producer = Producer(self.producer_config())
         pacer = self._pacer = Pacer(config.rate_per_s)
         self.summary.started_at = datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -209,7 +230,9 @@ class Simulator:
                 self._produce(producer, outgoing)
                 last_send = time.monotonic()
                 first_send = first_send or last_send
+                self._send_labels(producer, pacer.elapsed())
                 producer.poll(0)
+            self._send_late_labels(producer, pacer, stop_event)
         finally:
             self._flush(producer, stop_event)
         summary = self.summary
@@ -242,16 +265,23 @@ class Simulator:
         tweet = self._picker.next(offset_s, names_entity=names_entity)
         if tweet is None:
             return None
+        if config.drift_at_s is not None and offset_s >= config.drift_at_s:
+            tweet = drifted(tweet, summary.drifted_posts, config.tweets, self._rng)
+            summary.drifted_posts += 1
         text = tweet.text
         if names_entity and self._mentions is not None:
             text = self._mentions.mention(text)
             summary.entity_posts += 1
         author, label = self._authors.next(), LABELS[tweet.label_id]
         lang = None if config.omit_lang else tweet.lang or config.lang
-        value = encode(post_fields(self._post_id(seq), text, author, lang))
-        outgoing = _Outgoing(
-            author.encode(), value, {KIND_HEADER: "post", GOLD_LABEL_HEADER: label}
-        )
+        post_id = self._post_id(seq)
+        value = encode(post_fields(post_id, text, author, lang))
+        headers = {KIND_HEADER: "post"}
+        if config.feedback_rate > 0:  # the labels come late, on the labels topic, or never
+            self._feedback.offer(post_id, author.encode(), label, offset_s)
+        else:
+            headers[GOLD_LABEL_HEADER] = label
+        outgoing = _Outgoing(author.encode(), value, headers)
         summary.posts += 1
         self._labels[label] += 1
         if config.spike and config.spike.covers(offset_s, names_entity):
@@ -260,24 +290,64 @@ class Simulator:
         self._recent.append(outgoing)
         return outgoing
 
+    def _send_labels(self, producer: Producer, now_s: float) -> None:
+        for key, value in self._feedback.due(now_s):
+            self._send(
+                producer,
+                self.config.labels_topic,
+                key,
+                value,
+                {KIND_HEADER: "label"},
+                on_delivery=self._on_label_delivery,
+            )
+            self.summary.feedback_labels += 1
+
+    def _send_late_labels(
+        self, producer: Producer, pacer: Pacer, stop_event: threading.Event
+    ) -> None:
+        """After the last post, the labels still waiting, each at its time."""
+        while len(self._feedback) and not stop_event.is_set():
+            due_s = self._feedback.next_due_s() or 0.0
+            producer.poll(min(0.2, max(0.0, due_s - pacer.elapsed())))
+            self._send_labels(producer, pacer.elapsed())
+
     def _post_id(self, seq: int) -> str:
         return f"sim-{self._run_id}-{seq:09d}"
 
     def _produce(self, producer: Producer, outgoing: _Outgoing) -> None:
         headers = {**outgoing.headers, SEQ_HEADER: str(self.summary.sent)}
+        self._send(
+            producer,
+            self.config.topic,
+            outgoing.key,
+            outgoing.value,
+            headers,
+            on_delivery=self._on_delivery,
+        )
+        self.summary.sent += 1
+
+    def _send(
+        self,
+        producer: Producer,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: dict[str, str],
+        *,
+        on_delivery: Callable[[KafkaError | None, Message], None],
+    ) -> None:
         while True:
             try:
                 producer.produce(
-                    self.config.topic,
-                    key=outgoing.key,
-                    value=outgoing.value,
+                    topic,
+                    key=key,
+                    value=value,
                     headers=list(headers.items()),
-                    on_delivery=self._on_delivery,
+                    on_delivery=on_delivery,
                 )
-                break
+                return
             except BufferError:  # the local queue is full: let deliveries drain it
                 producer.poll(0.05)
-        self.summary.sent += 1
 
     def _on_delivery(self, error: KafkaError | None, _message: Message) -> None:
         if error is None:
@@ -286,6 +356,10 @@ class Simulator:
         self.summary.failed += 1
         if len(self.summary.delivery_errors) < MAX_ERRORS_KEPT:
             self.summary.delivery_errors.append(str(error))
+
+    def _on_label_delivery(self, error: KafkaError | None, _message: Message) -> None:
+        if error is not None and len(self.summary.delivery_errors) < MAX_ERRORS_KEPT:
+            self.summary.delivery_errors.append(f"label: {error}")
 
     def _flush(self, producer: Producer, stop_event: threading.Event) -> None:
         """Wait for the delivery reports of everything sent (bounded when asked to stop)."""
