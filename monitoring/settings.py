@@ -18,19 +18,19 @@ class MonitoringSettings(SettingsSection):
 
     monitor_windows: str = "15m,1h,24h"
     """Windows that online quality and drift are measured over, comma-separated (1m-366d)."""
-    monitor_interval_s: float = Field(30.0, gt=0, le=3600)
+    monitor_interval_s: float = Field(default=30.0, gt=0, le=3600)
     """How often the elected replica looks for windows due; a window is re-measured once 1/96
     of its span has passed (15m: every 30 s at this default, 24h: every 15 min)."""
-    quality_alert_margin: float = Field(0.05, ge=0, le=1)
+    quality_alert_margin: float = Field(default=0.05, ge=0, le=1)
     """OnlineQualityBelowReference fires when online macro recall stays this far below the
     offline reference (0.05 = 5 points)."""
-    quality_alert_min_labelled: int = Field(200, ge=1)
+    quality_alert_min_labelled: int = Field(default=200, ge=1)
     """...over at least this many labelled posts in the window."""
-    drift_psi_threshold: float = Field(0.2, gt=0)
+    drift_psi_threshold: float = Field(default=0.2, gt=0)
     """InputDrift fires when a feature's PSI stays above this."""
-    drift_min_posts: int = Field(100, ge=1)
+    drift_min_posts: int = Field(default=100, ge=1)
     """Fewest posts in a window for its drift to be measured (fewer: unavailable)."""
-    drift_max_posts: int = Field(5000, ge=100)
+    drift_max_posts: int = Field(default=5000, ge=100)
     """Newest posts of a window that its drift profile is built from (bounds the job's cost)."""
 
     @field_validator("monitor_windows")

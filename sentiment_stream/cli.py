@@ -11,6 +11,7 @@ import click
 from consumer.cli import consume
 from demo.cli import demo, stack
 from model.cli import model
+from monitoring.cli import monitor
 from producer_sim.cli import simulate
 from storage.cli import db
 from stream_core import __version__
@@ -23,5 +24,5 @@ def main() -> None:
     """Score a Kafka stream of posts for sentiment and store the results in PostgreSQL."""
 
 
-for command in (consume, db, model, simulate, demo, stack, watch):
+for command in (consume, db, model, monitor, simulate, demo, stack, watch):
     main.add_command(command)

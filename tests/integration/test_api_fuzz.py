@@ -23,6 +23,8 @@ from pydantic import SecretStr
 
 from model.scorer import Scorer
 from model.settings import DEFAULT_MODEL_DIR
+from monitoring.reader import MonitoringReader
+from monitoring.settings import MonitoringSettings
 from observability.api import create_app
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
@@ -37,7 +39,7 @@ from watchlist.store import WatchStore
 OPERATIONS = {
     "GET /health", "GET /ready", "GET /model", "GET /metrics", "POST /predict", "GET /stats",
     "GET /watch", "GET /watch/{name}", "PUT /watch/{name}", "DELETE /watch/{name}",
-    "POST /match",
+    "POST /match", "GET /quality", "GET /drift",
 }  # fmt: skip
 ADMIN_TOKEN = "fuzz-admin-token"
 
@@ -97,6 +99,12 @@ def real_app(default_scorer: Scorer, stats_database: str) -> FastAPI:
         watch_store=store,
         live_matcher=lambda: Matcher(store.list()),
         admin_token=SecretStr(ADMIN_TOKEN),
+        monitoring=MonitoringReader(
+            stats_database,
+            default_scorer.version,
+            MonitoringSettings().windows(),
+            offline_metrics=default_scorer.metadata.metrics,
+        ),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from click.testing import CliRunner
 
 from model.data import read_splits
 from model.evaluate import evaluate
@@ -25,6 +26,7 @@ from monitoring.jobs import MonitoringJobs, served_model
 from monitoring.reader import MonitoringReader
 from monitoring.settings import MonitoringSettings
 from observability.metrics import PipelineMetrics
+from sentiment_stream.cli import main
 from storage.quality import quality_by_version
 from storage.urls import libpq_url
 from tests.fixtures import pipeline as support
@@ -190,6 +192,18 @@ def test_drift_job_against_the_reference_profile(
         drift["windows"]["15m"]["drifted"]
     )
     assert drift["last_run"]["status"] == "ok"
+
+    # The report of what was measured: the command, as an HTML page and as a PNG.
+    for name in ("report.html", "report.png"):
+        result = CliRunner().invoke(
+            main,
+            ["monitor", "report", "--since", "1h", "--out", str(tmp_path / name)],
+            env={"DATABASE_URL": database_url, "SENTIMENT_MODEL": str(folder)},
+        )
+        assert result.exit_code == 0, result.output
+    page = (tmp_path / "report.html").read_text()
+    assert "has_emoji" in page and "data:image/png;base64," in page
+    assert (tmp_path / "report.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_a_model_without_a_profile_reports_drift_unavailable_never_zero(
