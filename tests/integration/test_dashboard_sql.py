@@ -62,6 +62,21 @@ def test_dashboard_sql_runs_against_the_migrated_schema(database_url: str) -> No
             "(%(m)s, 'en', 'scored', 6), (%(m)s, 'es', 'unscored', 3), (%(m)s, 'und', 'scored', 1)",
             {"m": FROM_TS.replace(minute=30)},
         )
+        conn.execute(
+            "INSERT INTO scored_posts (post_id, text, label, prob_negative, prob_neutral,"
+            " prob_positive, model_version, kafka_topic, kafka_partition, kafka_offset,"
+            " gold_label, gold_label_at) VALUES ('p1', 't', 'negative', 0.6, 0.3, 0.1, 'v1',"
+            " 'posts', 0, 1, 'negative', %(t)s), ('p2', 't', 'neutral', 0.2, 0.5, 0.3, 'v1',"
+            " 'posts', 0, 2, 'negative', %(t)s), ('p3', 't', 'positive', 0.1, 0.2, 0.7, 'v1',"
+            " 'posts', 0, 3, 'positive', %(t)s)",
+            {"t": FROM_TS.replace(minute=32)},
+        )
+        conn.execute(
+            "INSERT INTO drift_reports (computed_at, model_version, time_window, window_start,"
+            " window_end, feature, psi, js_distance, online_posts, reference_posts, details)"
+            " VALUES (%(t)s, 'v1', '15m', %(t)s, %(t)s, 'has_emoji', 0.9, 0.4, 300, 2000, '{}')",
+            {"t": FROM_TS.replace(minute=33)},
+        )
         for target in targets:
             rows = conn.execute(grafana_sql(target["rawSql"])).fetchall()
             assert rows, target["rawSql"]
@@ -76,6 +91,11 @@ def test_dashboard_sql_runs_against_the_migrated_schema(database_url: str) -> No
                 {("negative", 80.0), ("positive", 20.0)},  # the share
                 {("negative", 4.0), ("positive", 1.0)},  # the posts
             )
+        quality_sql = next(t["rawSql"] for t in targets if "gold_label_at" in t["rawSql"])
+        # Recall 1/2 for negative, 1/1 for positive: macro recall 0.75, as storage.quality says.
+        assert [(v, float(r)) for _, v, r in conn.execute(grafana_sql(quality_sql))] == [
+            ("v1", 0.75)
+        ]
         mix_sql = next(t["rawSql"] for t in targets if "OVER (PARTITION BY bucket)" in t["rawSql"])
         mix = conn.execute(grafana_sql(mix_sql)).fetchall()
         assert [(label, float(share)) for _, label, share in mix] == [

@@ -111,6 +111,10 @@ def test_dashboard_covers_the_issue() -> None:
         "sentiment_consumer_lag_messages",
         "sentiment_dead_letters_total",
         "sentiment_alert_active",
+        "sentiment_quality_macro_recall",  # model monitoring (docs/monitoring.md)
+        "sentiment_quality_reference_macro_recall",
+        "sentiment_drift_psi",
+        "sentiment_monitoring_last_run_timestamp_seconds",
     ):
         assert needle in exprs, needle
     queries = " ".join(t["rawSql"] for t in dashboard_targets("grafana-postgresql-datasource"))
@@ -120,6 +124,8 @@ def test_dashboard_covers_the_issue() -> None:
     assert [v["name"] for v in dashboard_variables("grafana-postgresql-datasource")] == ["entity"]
     assert "FROM sentiment_entity_minute_counts\n  WHERE entity = '$entity'" in queries
     assert "sentiment_entity_negative_share" in exprs
+    assert "FROM drift_reports" in queries
+    assert "gold_label_at" in queries
 
 
 # --- Grafana SQL against the real schema --------------------------------------------------------
