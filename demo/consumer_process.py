@@ -22,12 +22,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # A 10 s window judges a spike within seconds, and the spiked entity (demo/watchlist.py: about
 # 6 posts a second) is judged on 20 posts in its window and a baseline of 50 before its spike;
+# the monitoring jobs look every 5 s;
 # everything else keeps the service defaults.
 DEMO_DETECTOR = {
     "SENTIMENT_ALERT_WINDOW_S": "10",
     "SENTIMENT_ALERT_COOLDOWN_S": "30",
     "SENTIMENT_WATCH_ALERT_MIN_VOLUME": "20",
     "SENTIMENT_WATCH_ALERT_BASELINE_MIN_VOLUME": "50",
+    "SENTIMENT_MONITOR_INTERVAL_S": "5",
 }
 
 

@@ -13,7 +13,10 @@ from rich.table import Table
 from rich.text import Text
 
 from demo.monitor import Monitor
+from demo.scrape import MetricsSnapshot
+from monitoring.settings import MonitoringSettings
 from stream_core.contract import LABELS
+from stream_core.windows import parse_window
 
 STYLES = {"negative": "red", "neutral": "grey62", "positive": "green"}
 BAR_WIDTH = 40
@@ -26,6 +29,9 @@ class Endpoints:
     metrics_url: str
     database_url: str  # password-free
     bootstrap_servers: str
+
+
+DRIFT_THRESHOLD = MonitoringSettings.model_fields["drift_psi_threshold"].default
 
 
 def format_seconds(value: float | None) -> str:
@@ -62,9 +68,33 @@ def _figures(monitor: Monitor) -> Table:
             "[bold red]FIRING[/]" if latest and latest.alert_active else "[green]quiet[/]",
         ),
     ]
+    rows.append(_monitoring_row(latest))
     for row in rows:
         table.add_row(*row)
     return table
+
+
+def _monitoring_row(latest: MetricsSnapshot | None) -> tuple[str, str, str, str]:
+    """Online quality and drift over the shortest monitoring window measured so far."""
+    quality = "waiting for labels"
+    drift = "not measured yet"
+    if latest and latest.quality:
+        window = min(latest.quality, key=_span)
+        recall, labelled = latest.quality[window]
+        quality = f"{recall:.3f} ({labelled:,.0f} labels, {window})"
+    if latest and latest.drift:
+        window = min(latest.drift, key=_span)
+        psi, feature = latest.drift[window]
+        style = "bold red" if psi > DRIFT_THRESHOLD else "green"
+        drift = f"[{style}]{psi:.2f}[/] {feature} ({window})"
+    return ("online macro recall", quality, "drift, max PSI", drift)
+
+
+def _span(window: str) -> float:
+    try:
+        return parse_window(window).total_seconds()
+    except ValueError:
+        return float("inf")
 
 
 def _label_mix(monitor: Monitor) -> Table:

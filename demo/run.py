@@ -44,6 +44,10 @@ SHORTEST_ALERTING_DURATION_S = 45.0
 SPIKE_START = 0.4  # of the run
 
 
+DEMO_FEEDBACK_RATE = 0.2
+DEMO_FEEDBACK_DELAY_S = 5.0
+
+
 def demo_spike(duration_s: float) -> Spike:
     """A spike about the watched entity acme from 40% to 70% of the run: after its detector has
     a baseline (its window plus a few dozen posts), long enough to fill its window, and with
@@ -202,6 +206,11 @@ class DemoRun:
                 spike=demo_spike(options.duration_s),
                 poison_rate=options.poison_rate,
                 partitions=options.partitions,
+                # A fifth of the posts get their gold label 5 s later on the labels topic: the
+                # dashboard's online quality (docs/monitoring.md).
+                labels_topic=self.settings.labels_topic,
+                feedback_rate=DEMO_FEEDBACK_RATE,
+                feedback_delay_s=DEMO_FEEDBACK_DELAY_S,
             ),
             self._producer_config(services),
         )

@@ -30,6 +30,10 @@ class MetricsSnapshot:
     negative_share: float | None = None
     # Cumulative end-to-end latency histogram: upper bound -> count (all sources summed).
     latency_buckets: Mapping[float, float] = field(default_factory=dict)
+    # Model monitoring (the elected replica's gauges): window -> (macro recall, labelled posts)
+    # and window -> (highest PSI, its feature).
+    quality: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    drift: Mapping[str, tuple[float, str]] = field(default_factory=dict)
 
     @property
     def scored(self) -> float:
@@ -40,9 +44,20 @@ def parse(text: str, taken_at: float) -> MetricsSnapshot:
     values: dict[str, float] = defaultdict(float)
     predictions: dict[str, float] = defaultdict(float)
     buckets: dict[float, float] = defaultdict(float)
+    recall: dict[str, float] = {}
+    labelled: dict[str, float] = {}
+    drift: dict[str, tuple[float, str]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == "sentiment_predictions_total":
+            window = sample.labels.get("window", "")
+            if sample.name == "sentiment_quality_macro_recall":
+                recall[window] = sample.value
+            elif sample.name == "sentiment_quality_labelled_posts":
+                labelled[window] = sample.value
+            elif sample.name == "sentiment_drift_psi":
+                if sample.value >= drift.get(window, (-1.0, ""))[0]:
+                    drift[window] = (sample.value, sample.labels["feature"])
+            elif sample.name == "sentiment_predictions_total":
                 predictions[sample.labels["label"]] += sample.value
             elif sample.name == f"{LATENCY}_bucket":
                 buckets[float(sample.labels["le"])] += sample.value
@@ -59,6 +74,8 @@ def parse(text: str, taken_at: float) -> MetricsSnapshot:
         alert_active=values["sentiment_alert_active"] > 0,
         negative_share=None if share is None or math.isnan(share) else share,
         latency_buckets=dict(buckets),
+        quality={w: (r, labelled.get(w, 0.0)) for w, r in recall.items() if not math.isnan(r)},
+        drift=drift,
     )
 
 

@@ -175,3 +175,26 @@ def test_runs_too_short_or_too_slow_for_an_alert_are_known() -> None:
     assert shortest_alerting_duration(0.0, 200) == SHORTEST_ALERTING_DURATION_S  # unpaced
     # At 5 posts/s the 200-post baseline fills only after 40 s: the spike must start later.
     assert shortest_alerting_duration(5.0, 200) == pytest.approx(100.0)
+
+
+def test_parse_and_show_online_quality_and_drift() -> None:
+    from rich.console import Console
+
+    from demo.dashboard import _monitoring_row
+
+    metrics = PipelineMetrics()
+    monitoring = metrics.monitoring
+    monitoring.quality_macro_recall.labels("v1", "1h").set(0.7)
+    monitoring.quality_macro_recall.labels("v1", "15m").set(0.66)
+    monitoring.quality_labelled_posts.labels("v1", "15m").set(210)
+    monitoring.drift_psi.labels("has_emoji", "15m").set(0.9)
+    monitoring.drift_psi.labels("label", "15m").set(0.01)
+    snapshot = parse(generate_latest(metrics.registry).decode(), taken_at=1.0)
+    assert snapshot.quality == {"1h": (0.7, 0.0), "15m": (0.66, 210.0)}
+    assert snapshot.drift == {"15m": (0.9, "has_emoji")}
+    console = Console(width=200, record=True)
+    console.print(*_monitoring_row(snapshot))
+    shown = console.export_text()
+    assert "0.660 (210 labels, 15m)" in shown
+    assert "0.90 has_emoji (15m)" in shown
+    assert _monitoring_row(None)[1] == "waiting for labels"
