@@ -11,7 +11,10 @@ from typing import Any
 
 import psycopg
 import pytest
+import yaml
+from prometheus_client import start_http_server
 
+from embedded.process import free_port
 from model.data import read_splits
 from model.profile import FEATURES
 from model.scorer import Scorer
@@ -22,10 +25,13 @@ from observability.metrics import PipelineMetrics
 from producer_sim.simulator import Simulator, SimulatorConfig
 from storage.urls import libpq_url
 from tests.fixtures import pipeline as support
+from tests.fixtures.prometheus import instant_query, prometheus_scraping
+from tests.fixtures.services import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 POSTS = 600
+RULES = ROOT / "deploy" / "prometheus" / "rules" / "monitoring.yml"
 SCENARIOS: dict[str, dict[str, Any]] = {
     "plain": {},
     "shuffled labels": {"feedback_shuffle": True},
@@ -58,6 +64,7 @@ def test_scenario_raises_its_condition_and_no_other(
     topic: str,
     sample_dir: Path,
     scorer: Scorer,
+    tmp_path: Path,
 ) -> None:
     support.migrated(database_url)
     settings = support.settings_for(kafka_bootstrap, database_url, topic, batch_size=128)
@@ -120,6 +127,30 @@ def test_scenario_raises_its_condition_and_no_other(
         assert {"has_emoji", "uppercase_share", "text_length"} <= set(drifting)
     else:
         assert drifting == []
+
+    # The same gauges scraped by a real Prometheus, judged by the rules' own expressions.
+    firing = firing_conditions(metrics, tmp_path)
+    assert ("InputDrift" in firing) == (scenario == "drift"), firing
+    if scenario != "drift":
+        assert ("OnlineQualityBelowReference" in firing) == (scenario == "shuffled labels")
+    assert "MonitoringJobsStale" not in firing
+
+
+def firing_conditions(metrics: PipelineMetrics, workdir: Path) -> set[str]:
+    """The alerts of rules/monitoring.yml whose expression holds in a real Prometheus that
+    scrapes ``metrics`` (their `for:` aside)."""
+    rules = yaml.safe_load(RULES.read_text())["groups"][0]["rules"]
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
+    try:
+        with prometheus_scraping(f"127.0.0.1:{port}", workdir) as base:
+            support.wait_until(
+                lambda: bool(instant_query(base, "sentiment_drift_psi_threshold")), 60, "a scrape"
+            )
+            return {rule["alert"] for rule in rules if instant_query(base, rule["expr"])}
+    finally:
+        server.shutdown()
+        thread.join(5)
 
 
 def offline_features() -> list[str]:
