@@ -283,6 +283,16 @@ def _metric_figures(monitor: Monitor, sent: SimulationSummary) -> dict[str, Any]
             "p99": None if p99 is None else round(p99, 4),
         },
         "sent_rate_per_s": sent.achieved_rate_per_s,
+        "feedback_labels_sent": sent.feedback_labels,
+        # Model monitoring, per window (docs/monitoring.md).
+        "online_quality": {
+            window: {"macro_recall": round(recall, 4), "labelled": int(labelled)}
+            for window, (recall, labelled) in latest.quality.items()
+        },
+        "drift_max_psi": {
+            window: {"psi": round(psi, 4), "feature": feature}
+            for window, (psi, feature) in latest.drift.items()
+        },
     }
 
 

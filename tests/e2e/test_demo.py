@@ -229,6 +229,9 @@ def test_headless_demo_end_to_end(tmp_path: Path, database_url: str) -> None:
     assert summary["latency_seconds"]["p50"] is not None
     assert 0 < summary["latency_seconds"]["p50"] <= summary["latency_seconds"]["p99"] < 30
     assert summary["throughput_posts_per_s"] > 10
+    # A fifth of the posts got a late gold label: the dashboard's online quality measured them.
+    assert summary["feedback_labels_sent"] > 0.1 * summary["posts_sent"]
+    assert summary["online_quality"]["15m"]["labelled"] > 0
 
     # An alert fired during the spike (40% to 70% of the run), and not before it.
     assert alerts, "no alert fired"
