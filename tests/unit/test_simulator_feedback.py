@@ -53,3 +53,21 @@ def test_the_drift_scenario_changes_what_posts_look_like() -> None:
     assert len(posts[2].text) > 4 * len("tweet 2") and "@" not in posts[2].text
     assert posts[3].label_id == 0  # negative only
     assert len(DRIFT_KINDS) == 4
+
+
+def test_durations_read_like_people_write_them() -> None:
+    import click
+    import pytest
+
+    from producer_sim.cli import DURATION
+
+    assert [DURATION.convert(v, None, None) for v in ("500ms", "30s", "2m", "1h", "45", 3)] == [
+        0.5,
+        30.0,
+        120.0,
+        3600.0,
+        45.0,
+        3.0,
+    ]
+    with pytest.raises(click.BadParameter, match="like 500ms"):
+        DURATION.convert("soon", None, None)
