@@ -128,19 +128,27 @@ class MonitoringJobs:
         for name in due:
             span = self._quality_due.windows[name]
             measured = quality_by_version(conn, since=now - span, until=now)
-            for gauge in (
-                self.metrics.quality_macro_recall,
-                self.metrics.quality_accuracy,
-                self.metrics.quality_labelled_posts,
-            ):
-                _drop_window(gauge, name)
-            _drop_window(self.metrics.quality_recall, name)
-            for version, quality in measured.items():
-                self.metrics.quality_labelled_posts.labels(version, name).set(quality.total)
-                self.metrics.quality_macro_recall.labels(version, name).set(quality.macro_recall)
-                self.metrics.quality_accuracy.labels(version, name).set(quality.accuracy)
-                for label, recall in zip(quality.labels, quality.recall, strict=True):
-                    self.metrics.quality_recall.labels(version, name, label).set(recall)
+            m = self.metrics
+            _set_window(
+                m.quality_labelled_posts, name, {(v, name): q.total for v, q in measured.items()}
+            )
+            _set_window(
+                m.quality_macro_recall,
+                name,
+                {(v, name): q.macro_recall for v, q in measured.items()},
+            )
+            _set_window(
+                m.quality_accuracy, name, {(v, name): q.accuracy for v, q in measured.items()}
+            )
+            _set_window(
+                m.quality_recall,
+                name,
+                {
+                    (v, name, label): float(recall)
+                    for v, q in measured.items()
+                    for label, recall in zip(q.labels, q.recall, strict=True)
+                },
+            )
             self._quality_due.last[name] = started
         self._finished("quality", started, {"windows": due, "labels_applied": applied})
 
@@ -207,17 +215,16 @@ class MonitoringJobs:
                     for d in drifts
                 ],
             )
-        _drop_window(self.metrics.drift_psi, name)
-        _drop_window(self.metrics.drift_js_distance, name)
-        for d in drifts:
-            self.metrics.drift_psi.labels(d.feature, name).set(d.psi)
-            self.metrics.drift_js_distance.labels(d.feature, name).set(d.js_distance)
+        _set_window(self.metrics.drift_psi, name, {(d.feature, name): d.psi for d in drifts})
+        _set_window(
+            self.metrics.drift_js_distance, name, {(d.feature, name): d.js_distance for d in drifts}
+        )
         self.metrics.drift_available.labels(name).set(1)
         return "ok"
 
     def _unavailable(self, window: str) -> None:
-        _drop_window(self.metrics.drift_psi, window)
-        _drop_window(self.metrics.drift_js_distance, window)
+        _set_window(self.metrics.drift_psi, window, {})
+        _set_window(self.metrics.drift_js_distance, window, {})
         self.metrics.drift_available.labels(window).set(0)
 
     def _finished(self, task: str, started: float, details: dict[str, Any]) -> None:
@@ -227,14 +234,16 @@ class MonitoringJobs:
         log.debug("monitoring task done", task=task, duration_s=round(duration, 3), **details)
 
 
-def _drop_window(gauge: Any, window: str) -> None:
-    """Remove every series of ``gauge`` whose ``window`` label is ``window`` (a version or
-    feature that left the window must not linger with its old value)."""
-    names = list(gauge._labelnames)
-    position = names.index("window")
-    for values in list(gauge._metrics):
-        if values[position] == window:
-            gauge.remove(*values)
+def _set_window(gauge: Any, window: str, values: Mapping[tuple[str, ...], float]) -> None:
+    """Set ``values`` (label values -> value), then remove the window's other series (a version
+    or feature that left the window must not linger). Set before removed: a scrape between the
+    two never misses a series that still exists, which would reset an alert's `for:`."""
+    for labels, value in values.items():
+        gauge.labels(*labels).set(value)
+    position = list(gauge._labelnames).index("window")
+    for labels in list(gauge._metrics):
+        if labels[position] == window and labels not in values:
+            gauge.remove(*labels)
 
 
 def served_model(
