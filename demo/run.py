@@ -178,6 +178,12 @@ class DemoRun:
     def _run_consumer(self, services: Services, workdir: Path, result: DemoResult) -> None:
         """Start the consumer, drive the stream through it, and stop it whatever happens."""
         ensure_topic(self._producer_config(services), self.settings.topic, self.options.partitions)
+        # The labels topic too: a consumer sees a topic created after it subscribed only at its
+        # next metadata refresh (minutes), and the late labels would wait until then.
+        if self.settings.labels_topic:  # SENTIMENT_LABELS_TOPIC=none: no late labels
+            ensure_topic(
+                self._producer_config(services), self.settings.labels_topic, self.options.partitions
+            )
         consumer = ConsumerProcess(self.settings, services, workdir / "consumer.log")
         result.consumer_pid = consumer.pid
         try:
@@ -209,7 +215,7 @@ class DemoRun:
                 # A fifth of the posts get their gold label 5 s later on the labels topic: the
                 # dashboard's online quality (docs/monitoring.md).
                 labels_topic=self.settings.labels_topic,
-                feedback_rate=DEMO_FEEDBACK_RATE,
+                feedback_rate=DEMO_FEEDBACK_RATE if self.settings.labels_topic else 0.0,
                 feedback_delay_s=DEMO_FEEDBACK_DELAY_S,
             ),
             self._producer_config(services),
