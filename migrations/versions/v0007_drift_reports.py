@@ -9,7 +9,7 @@
   (the report and the Grafana panels).
 
 Revision ID: 0007
-Revises: 0008 (rebased onto main, where 0008 came first; the lead may re-chain)
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0007"
-down_revision = "0008"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -7,7 +7,7 @@ may now be NULL: an unscored post has none. Rows stored before this revision kee
 them: nothing said then whether their language was read.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from alembic import op
 from migrations.rollups import add_rollups, drop_rollups
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
