@@ -22,6 +22,13 @@ MONITORING_TABLES = {
     "drift_reports",
     "monitoring_runs",
 }
+REGISTRY_TABLES = {
+    "model_versions",
+    "model_files",
+    "model_blobs",
+    "model_blob_chunks",
+    "model_audit",
+}
 
 
 def db(*args: str, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -49,7 +56,7 @@ def test_upgrade_downgrade_and_upgrade_again(database_url: str, tmp_path: Path) 
     assert up.returncode == 0, up.stderr
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
     assert db("current", url=database_url, cwd=tmp_path).stdout.strip() == head
-    assert tables(database_url) >= MONITORING_TABLES
+    assert tables(database_url) >= MONITORING_TABLES | REGISTRY_TABLES
     indexes = {name for (name,) in query(database_url, "SELECT indexname FROM pg_indexes")}
     assert {"ix_scored_posts_created_at", "uq_scored_posts_kafka_position"} <= indexes
     assert {"ix_scored_posts_gold_label_at", "ix_gold_labels_pending"} <= indexes
@@ -62,7 +69,7 @@ def test_upgrade_downgrade_and_upgrade_again(database_url: str, tmp_path: Path) 
 
     again = db("upgrade", url=database_url, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert tables(database_url) >= MONITORING_TABLES
+    assert tables(database_url) >= MONITORING_TABLES | REGISTRY_TABLES
 
 
 def test_errors_are_clear(database_url: str, tmp_path: Path) -> None:
