@@ -27,8 +27,10 @@ from observability.admin import ErrorResponse, admin_guard
 from observability.label_stats import LabelDistribution, OnlineLabelStats
 from observability.language_stats import LanguageMix, OnlineLanguageStats
 from observability.metrics import PipelineMetrics
+from observability.models_api import models_router
 from observability.watch_api import watch_router
 from observability.window_counts import WINDOW_PATTERN, WindowCounts, parse_window
+from registry.store import ModelRegistry
 from stream_core import __version__
 from stream_core.contract import MAX_TEXT_CHARS, NOT_BLANK_PATTERN
 from stream_core.events import PipelineState
@@ -198,10 +200,12 @@ def create_app(
     admin_token: SecretStr | None = None,
     language_stats: OnlineLanguageStats | None = None,
     monitoring: Monitoring | None = None,
+    model_registry: ModelRegistry | None = None,
 ) -> FastAPI:
     """The API over one scorer, pipeline state, metrics registry and statistics sources;
     ``/watch`` over ``watch_store`` (when given) and ``live_matcher`` (the process's current
-    watchlist), its changes guarded by ``admin_token``."""
+    watchlist), ``/models`` over ``model_registry`` (when given), their changes guarded by
+    ``admin_token``."""
     started_at = datetime.now(UTC)
     app = FastAPI(
         title="sentiment-stream",
@@ -212,6 +216,8 @@ def create_app(
     app.add_exception_handler(405, _method_not_allowed)
     if watch_store is not None:
         app.include_router(watch_router(watch_store, live_matcher, admin_guard(admin_token)))
+    if model_registry is not None:
+        app.include_router(models_router(model_registry, admin_guard(admin_token)))
 
     class PredictRequest(PredictRequestRules):
         text: StrictStr = Field(

@@ -28,6 +28,7 @@ from observability.label_stats import OnlineLabelStats
 from observability.language_stats import OnlineLanguageStats
 from observability.metrics import PipelineMetrics
 from observability.settings import ObservabilitySettings
+from registry.store import ModelRegistry
 from storage import watch_entities
 from storage.coordination import ChangeListener, ElectedJobs
 from storage.rollups import PostgresWindowCounts
@@ -157,6 +158,7 @@ def start(
                 offline_metrics=offline,
                 psi_threshold=settings.drift_psi_threshold,
             ),
+            model_registry=ModelRegistry(database_url),
         )
         try:
             runtime.http = HttpServer(app, settings.http_host, settings.http_port)

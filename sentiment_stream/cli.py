@@ -13,6 +13,7 @@ from demo.cli import demo, stack
 from model.cli import model
 from monitoring.cli import monitor
 from producer_sim.cli import simulate
+from registry.cli import COMMANDS as REGISTRY_COMMANDS
 from storage.cli import db
 from stream_core import __version__
 from watchlist.cli import watch
@@ -26,3 +27,5 @@ def main() -> None:
 
 for command in (consume, db, model, monitor, simulate, demo, stack, watch):
     main.add_command(command)
+for command in REGISTRY_COMMANDS:  # the registry's commands sit beside the model's own
+    model.add_command(command)

@@ -28,6 +28,7 @@ from monitoring.settings import MonitoringSettings
 from observability.api import create_app
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
+from registry.store import ModelRegistry
 from storage import migrate
 from storage.rollups import PostgresWindowCounts
 from stream_core.events import PipelineState
@@ -39,7 +40,9 @@ from watchlist.store import WatchStore
 OPERATIONS = {
     "GET /health", "GET /ready", "GET /model", "GET /metrics", "POST /predict", "GET /stats",
     "GET /watch", "GET /watch/{name}", "PUT /watch/{name}", "DELETE /watch/{name}",
-    "POST /match", "GET /quality", "GET /drift",
+    "POST /match", "GET /quality", "GET /drift", "GET /models", "GET /models/history", "POST /models/active/rollback",
+    "GET /models/{version}", "POST /models/{version}/promote", "POST /models/{version}/shadow",
+    "POST /models/{version}/retire",
 }  # fmt: skip
 ADMIN_TOKEN = "fuzz-admin-token"
 
@@ -105,6 +108,7 @@ def real_app(default_scorer: Scorer, stats_database: str) -> FastAPI:
             MonitoringSettings().windows(),
             offline_metrics=default_scorer.metadata.metrics,
         ),
+        model_registry=ModelRegistry(stats_database),
     )
 
 

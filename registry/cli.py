@@ -1,0 +1,162 @@
+"""`sentiment-stream model register|versions|promote|rollback|shadow|retire|history`: the model
+registry in PostgreSQL.
+
+Running consumers follow every change within seconds (NOTIFY, or their poll at worst); nothing
+restarts. Each change is one transaction with its row in the audit trail (`model history`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import psycopg
+
+from registry.store import ModelRegistry, ModelVersion, RegistryError
+from storage.settings import DatabaseSettings
+from storage.urls import redacted
+from stream_core.cli_options import load_settings, settings_options
+from stream_core.logs import configure_logging
+from stream_core.settings import LoggingSettings
+
+
+class RegistryCliSettings(DatabaseSettings, LoggingSettings):
+    """What the registry commands read from the environment and their setting flags."""
+
+
+registry_settings = settings_options(RegistryCliSettings)
+reason_option = click.option("--reason", default="", help="Why, for the audit trail.")
+
+
+@contextmanager
+def _registry(kwargs: dict[str, Any]) -> Iterator[ModelRegistry]:
+    """The registry the settings name; refusals and database trouble become one clear line."""
+    settings = load_settings(RegistryCliSettings, kwargs)
+    configure_logging(settings.log_level, settings.log_format)
+    url = settings.database_url_value()
+    try:
+        yield ModelRegistry(url)
+    except RegistryError as error:
+        raise click.ClickException(str(error)) from None
+    except psycopg.errors.UndefinedTable:
+        raise click.ClickException(
+            f"no model registry in {redacted(url)}: run `sentiment-stream db upgrade` first"
+        ) from None
+    except psycopg.OperationalError as error:
+        reason = str(error).strip().splitlines()[0]
+        raise click.ClickException(
+            f"cannot reach the database at {redacted(url)}: {reason}"
+        ) from None
+
+
+def _line(version: ModelVersion) -> str:
+    metrics = version.offline_metrics or {}
+    recall = metrics.get("macro_recall")
+    figures = f"  macro recall {recall:.4f}" if isinstance(recall, float) else ""
+    sample = f" (sample {version.shadow_sample:g})" if version.status == "shadow" else ""
+    return (
+        f"{version.version}  {version.status}{sample}{figures}"
+        f"  since {version.status_at:%Y-%m-%d %H:%M:%S} by {version.status_by}"
+        + (f": {version.status_reason}" if version.status_reason else "")
+    )
+
+
+@click.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--note", default="", help="What this version is, for people.")
+@registry_settings
+def register(folder: Path, note: str, **kwargs: Any) -> None:
+    """Store the model FOLDER in the registry (its files go into PostgreSQL, verified).
+
+    The version is the one its metadata.json names. Registering the same folder again changes
+    nothing.
+    """
+    with _registry(kwargs) as registry:
+        registered = registry.register(folder, note=note)
+    outcome = "registered" if registered.created else "already registered"
+    click.echo(f"{registered.version.version}: {outcome}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of lines.")
+@registry_settings
+def versions(as_json: bool, **kwargs: Any) -> None:
+    """The registered model versions and their status (registered, shadow, active, retired)."""
+    with _registry(kwargs) as registry:
+        found = registry.versions()
+    if as_json:
+        rows = [{**vars(v), "metadata": v.metadata} for v in found]
+        click.echo(json.dumps(rows, indent=2, default=str))
+    elif not found:
+        click.echo("no version registered (sentiment-stream model register FOLDER)")
+    for version in [] if as_json else found:
+        click.echo(_line(version))
+
+
+@click.command()
+@click.argument("version")
+@reason_option
+@registry_settings
+def promote(version: str, reason: str, **kwargs: Any) -> None:
+    """Make VERSION the active version: every consumer switches to it between two batches."""
+    with _registry(kwargs) as registry:
+        click.echo(_line(registry.promote(version, reason=reason)))
+
+
+@click.command()
+@reason_option
+@registry_settings
+def rollback(reason: str, **kwargs: Any) -> None:
+    """Retire the active version and make active again the one it replaced."""
+    with _registry(kwargs) as registry:
+        click.echo(_line(registry.rollback(reason=reason)))
+
+
+@click.command()
+@click.argument("version")
+@click.option(
+    "--sample",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Share of the active version's posts the shadow scores too.",
+)
+@reason_option
+@registry_settings
+def shadow(version: str, sample: float, reason: str, **kwargs: Any) -> None:
+    """Let VERSION score the live posts beside the active version, without serving them."""
+    with _registry(kwargs) as registry:
+        click.echo(_line(registry.shadow(version, sample=sample, reason=reason)))
+
+
+@click.command()
+@click.argument("version")
+@reason_option
+@registry_settings
+def retire(version: str, reason: str, **kwargs: Any) -> None:
+    """Take VERSION out of use (its files stay: it can be promoted again)."""
+    with _registry(kwargs) as registry:
+        click.echo(_line(registry.retire(version, reason=reason)))
+
+
+@click.command()
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@registry_settings
+def history(limit: int, **kwargs: Any) -> None:
+    """The registry's audit trail, newest first: who changed which version, when and why."""
+    with _registry(kwargs) as registry:
+        rows = registry.history(limit)
+    for row in rows:
+        change = f"{row['from_status'] or '-'} -> {row['to_status'] or '-'}"
+        why = f": {row['reason']}" if row["reason"] else ""
+        click.echo(
+            f"{row['at']:%Y-%m-%d %H:%M:%S}  {row['action']:<8} {row['version']}  {change}"
+            f"  by {row['actor']}{why}"
+        )
+
+
+COMMANDS = (register, versions, promote, rollback, shadow, retire, history)
