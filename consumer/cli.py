@@ -19,9 +19,12 @@ from stream_core.startup import StoppedWhileWaitingError, wait_for
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from consumer.routing import Routes
+    from consumer.routing import Routes, RoutingSource
     from consumer.scoring import BatchScorer
     from model.scorer import Scorer
+    from observability.metrics import PipelineMetrics
+    from registry.live import LiveScorer
+    from storage.coordination import ChangeListener
     from stream_core.events import PipelineState
 
 log = structlog.get_logger(__name__)
@@ -45,25 +48,34 @@ def consume(**kwargs: Any) -> None:
 
     from consumer.build import build_pipeline
     from consumer.pipeline import PipelineFailedError
+    from consumer.routing import FollowingRoutes
     from observability import runtime as observability
     from observability.metrics import PipelineMetrics
     from storage.maintenance import maintenance_jobs
     from stream_core.events import PipelineState
 
-    scorer = _load_scorer(settings)
-    routing = _load_routes(settings, scorer)
-    if "batch_size" not in settings.model_fields_set:
-        settings.batch_size = _batch_size_for_the_model(scorer, settings)
     state = PipelineState(model_loaded=True)
     metrics = PipelineMetrics()
+    local = _load_scorer(settings)
+    routes = _load_routes(settings, local)
+    if "batch_size" not in settings.model_fields_set:
+        settings.batch_size = _batch_size_for_the_model(local, settings)
+    if "batch_size" not in settings.model_fields_set:
+        settings.batch_size = _batch_size_for_the_model(local, settings)
+    live = _live_scorer(settings, local, metrics) if settings.model_registry else None
+    # With the registry, the default route follows its active version.
+    routing: RoutingSource = routes if live is None else FollowingRoutes(live, routes)
+    scorer = live or local
     runtime = observability.start(settings, scorer, metrics, state)
-    maintenance = None
+    maintenance = listener = None
     try:
         try:
             _wait_for_services(settings, state)
         except StoppedWhileWaitingError as stopped:
             log.info("stopped before consuming", reason=str(stopped))
             return
+        if live is not None:
+            listener = _follow_registry(settings, live, local)
         pipeline = build_pipeline(
             settings,
             scorer=scorer,
@@ -83,6 +95,8 @@ def consume(**kwargs: Any) -> None:
     finally:
         if maintenance is not None:
             maintenance.stop()
+        if listener is not None:
+            listener.stop()
         runtime.close()
 
 
@@ -141,6 +155,56 @@ def _batch_size_for_the_model(scorer: BatchScorer, settings: Settings) -> int:
         shutdown_timeout_s=settings.shutdown_timeout_s,
     )
     return chosen
+
+
+def _live_scorer(settings: Settings, local: Scorer, metrics: PipelineMetrics) -> LiveScorer:
+    """The scorer that follows the registry's active version (``local`` until it is read)."""
+    from model.scorer import Scorer
+    from registry.live import LiveScorer
+    from registry.store import ModelRegistry
+
+    def on_swap(version: str, error: str | None) -> None:
+        metrics.model_swaps.labels(outcome="failed" if error else "swapped").inc()
+        if error is None:
+            metrics.model_info.info({"version": version, "labels": ",".join(local.labels)})
+
+    return LiveScorer(
+        ModelRegistry(settings.database_url_value()),
+        local,
+        cache_dir=settings.model_cache_dir,
+        load=lambda folder: Scorer.load(folder, device=settings.model_device),
+        on_swap=on_swap,
+    )
+
+
+def _follow_registry(settings: Settings, live: LiveScorer, local: Scorer) -> ChangeListener:
+    """Serve the registry's active version from the first batch (the --model folder becomes
+    it on an empty registry), and follow its changes from now on."""
+    import psycopg
+
+    from registry.store import RegistryError
+    from storage.coordination import ChangeListener
+    from storage.model_registry import CHANNEL
+    from storage.urls import redacted
+
+    url = settings.database_url_value()
+    try:
+        if local.folder is not None and live.registry.adopt(local.folder):
+            log.info("registry was empty: the --model folder is its active version")
+        live.refresh()
+    except psycopg.errors.UndefinedTable:
+        raise click.ClickException(
+            f"no model registry in {redacted(url)}: run `sentiment-stream db upgrade` first"
+            " (or --no-model-registry)"
+        ) from None
+    except RegistryError as error:
+        raise click.ClickException(f"cannot register the --model folder: {error}") from None
+    live.wait_loaded(settings.startup_timeout_s or None)
+    log.info("serving the registry's active version", version=live.version)
+    listener = ChangeListener(url, poll_s=settings.model_poll_s)
+    listener.subscribe(CHANNEL, live.refresh_quietly)
+    listener.start()
+    return listener
 
 
 def _wait_for_services(settings: Settings, state: PipelineState) -> None:

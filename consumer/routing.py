@@ -3,7 +3,8 @@ metadata declares, ``SENTIMENT_LANGUAGE_MODELS`` adds a model per language, and 
 multilingual fallback reads the rest. A post no model reads is left unscored.
 
 The score step reads the routes once per batch through :class:`RoutingSource`, so a source that
-changes them (the model registry) swaps them between batches.
+changes them (:class:`FollowingRoutes`, on the model registry's active version) swaps them
+between batches.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class Routes:
         fallback: BatchScorer | None = None,
     ) -> None:
         self.default = default
-        self._routes = (*by_language, default)
+        self._by_language = tuple(by_language)
+        self._routes = (*self._by_language, default)
         self.fallback = fallback
 
     @classmethod
@@ -61,6 +63,11 @@ class Routes:
 
     def routes(self) -> Routes:
         return self
+
+    def with_default(self, primary: Scorer) -> Routes:
+        """These routes with ``primary`` as the default model, reading the languages its
+        metadata declares."""
+        return Routes(default_route(primary), self._by_language, self.fallback)
 
     def scorer_for(self, lang: str | None) -> BatchScorer | None:
         """The model that reads ``lang``, or None: no model does.
@@ -85,6 +92,38 @@ class RoutingSource(Protocol):
     """What the score step asks once per batch: the routes to score it with."""
 
     def routes(self) -> Routes: ...
+
+
+class LiveModel(Protocol):
+    """A default model that can change while the consumer runs (``registry.live.LiveScorer``)."""
+
+    def current(self) -> Scorer: ...
+
+
+class FollowingRoutes:
+    """A :class:`RoutingSource` whose default model is ``primary``'s current one: when the
+    registry swaps it, the routes are rebuilt with the new version and the languages it
+    declares; the language models and the fallback stay."""
+
+    def __init__(self, primary: LiveModel, routes: Routes) -> None:
+        self._primary = primary
+        self._routes = routes
+
+    def routes(self) -> Routes:
+        routes, current = self._routes, self._primary.current()
+        if current is not routes.default.scorer:
+            routes = self._routes = routes.with_default(current)
+            log.info(
+                "language routes follow the active version",
+                default=current.version,
+                default_languages=list(current.metadata.languages),
+            )
+        return routes
+
+
+def default_route(primary: Scorer) -> Route:
+    """The default model's route: the languages its metadata declares."""
+    return Route(primary, frozenset(primary.metadata.languages))
 
 
 def load_routes(
@@ -118,7 +157,7 @@ def load_routes(
         models={lang: model.version for lang, model in by_language.items()},
         fallback=fallback.version if fallback else None,
     )
-    return Routes(Route(primary, frozenset(primary.metadata.languages)), routes, fallback)
+    return Routes(default_route(primary), routes, fallback)
 
 
 def _check_labels(model: Scorer, primary: Scorer) -> None:

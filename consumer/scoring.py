@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from consumer.routing import Routes, RoutingSource
 from observability.metrics import PipelineMetrics
@@ -34,6 +34,14 @@ class BatchScorer(Protocol):
     def version(self) -> str: ...
 
     def score(self, texts: Sequence[str]) -> ScoreResult: ...
+
+
+@runtime_checkable
+class SwappableScorer(Protocol):
+    """A scorer whose model can change while the consumer runs (``registry.live.LiveScorer``):
+    a batch takes :meth:`current` once, so one model scores all of it."""
+
+    def current(self) -> BatchScorer: ...
 
 
 class ScoreStep:
@@ -75,7 +83,10 @@ class ScoreStep:
 
 
 def _scored(scorer: BatchScorer, posts: Sequence[ScoredPost]) -> list[ScoredPost]:
-    """``posts`` labelled by ``scorer``, in one call."""
+    """``posts`` labelled by ``scorer``, in one call; a swappable scorer's current model is
+    taken once, so the rows carry the version that really scored them."""
+    if isinstance(scorer, SwappableScorer):
+        scorer = scorer.current()
     result = scorer.score([post.text for post in posts])
     labels, version = scorer.labels, scorer.version
     rows: list[list[float]] = result.probabilities.tolist()

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from language.settings import LanguageSettings
 from model.settings import ModelSettings
 from observability.settings import ObservabilitySettings
+from registry.settings import RegistrySettings
 from storage.settings import StorageSettings
 from stream_core import kafka
 from stream_core.settings import (
@@ -64,6 +65,7 @@ class Settings(
     StorageSettings,
     ModelSettings,
     LanguageSettings,
+    RegistrySettings,
     StartupSettings,
     LoggingSettings,
 ):

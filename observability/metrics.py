@@ -150,4 +150,10 @@ class PipelineMetrics:
             "The model that scores the stream.",
             registry=r,
         )
+        self.model_swaps = Counter(
+            "sentiment_model_swaps_total",
+            "Registry versions this replica tried to switch to, by outcome (swapped, failed).",
+            ["outcome"],
+            registry=r,
+        )
         self.monitoring = MonitoringMetrics(r)  # online quality and drift (monitoring/)

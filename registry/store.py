@@ -187,28 +187,24 @@ class ModelRegistry:
     def promote(self, version: str, *, reason: str = "", actor: str | None = None) -> ModelVersion:
         """Make ``version`` the active one; the active one before it becomes registered (and
         is what :meth:`rollback` returns to)."""
-        actor = actor or default_actor()
+        why = _Why(actor or default_actor(), reason)
         with self._connection() as conn, conn.transaction():
             sql.lock_versions(conn)
-            target = _existing(conn, version)
-            if target.status == "active":
-                raise RegistryError(f"version {version} is the active version already")
-            current = _with_status(conn, "active")
-            if current is not None:
-                sql.set_status(conn, current.version, "registered", actor=actor, reason=reason)
-                _audit(
-                    conn, "demote", current.version, ("active", "registered"), _Why(actor, reason)
-                )
-            sql.set_status(
-                conn,
-                version,
-                "active",
-                actor=actor,
-                reason=reason,
-                previous_version=current.version if current else None,
-            )
-            _audit(conn, "promote", version, (target.status, "active"), _Why(actor, reason))
-            return _existing(conn, version)
+            return _promote(conn, version, why)
+
+    def adopt(self, folder: Path, *, actor: str | None = None) -> ModelVersion | None:
+        """When no version is active: register ``folder`` and make it active (a consumer's
+        --model folder on a fresh registry). Returns the version adopted, None when another
+        was active already."""
+        if self.with_status("active") is not None:
+            return None
+        why = _Why(actor or default_actor(), "the first consumer's --model folder")
+        version = self.register(folder, note=why.reason, actor=why.actor).version.version
+        with self._connection() as conn, conn.transaction():
+            sql.lock_versions(conn)
+            if _with_status(conn, "active") is not None:
+                return None  # another replica was quicker
+            return _promote(conn, version, why)
 
     def rollback(self, *, reason: str = "", actor: str | None = None) -> ModelVersion:
         """Retire the active version and make active again the one it replaced."""
@@ -272,6 +268,26 @@ class ModelRegistry:
             sql.set_status(conn, version, "retired", actor=actor, reason=reason)
             _audit(conn, "retire", version, (target.status, "retired"), _Why(actor, reason))
             return _existing(conn, version)
+
+
+def _promote(conn: psycopg.Connection[Any], version: str, why: _Why) -> ModelVersion:
+    target = _existing(conn, version)
+    if target.status == "active":
+        raise RegistryError(f"version {version} is the active version already")
+    current = _with_status(conn, "active")
+    if current is not None:
+        sql.set_status(conn, current.version, "registered", actor=why.actor, reason=why.reason)
+        _audit(conn, "demote", current.version, ("active", "registered"), why)
+    sql.set_status(
+        conn,
+        version,
+        "active",
+        actor=why.actor,
+        reason=why.reason,
+        previous_version=current.version if current else None,
+    )
+    _audit(conn, "promote", version, (target.status, "active"), why)
+    return _existing(conn, version)
 
 
 def _existing(conn: psycopg.Connection[Any], version: str) -> ModelVersion:
