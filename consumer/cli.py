@@ -49,6 +49,7 @@ def consume(**kwargs: Any) -> None:
     from consumer.build import build_pipeline
     from consumer.pipeline import PipelineFailedError
     from consumer.routing import FollowingRoutes
+    from consumer.shadow import ShadowScoring
     from observability import runtime as observability
     from observability.metrics import PipelineMetrics
     from storage.maintenance import maintenance_jobs
@@ -67,21 +68,25 @@ def consume(**kwargs: Any) -> None:
     routing: RoutingSource = routes if live is None else FollowingRoutes(live, routes)
     scorer = live or local
     runtime = observability.start(settings, scorer, metrics, state)
-    maintenance = listener = None
+    maintenance = listener = shadow = None
     try:
         try:
             _wait_for_services(settings, state)
         except StoppedWhileWaitingError as stopped:
             log.info("stopped before consuming", reason=str(stopped))
             return
+        observers = list(runtime.observers)
         if live is not None:
             listener = _follow_registry(settings, live, local)
+            shadow = ShadowScoring(live.shadow, settings.database_url_value(), metrics)
+            shadow.start()
+            observers.append(shadow)
         pipeline = build_pipeline(
             settings,
             scorer=scorer,
             metrics=metrics,
             state=state,
-            observers=runtime.observers,
+            observers=observers,
             watchlist=runtime.watchlist,
             routing=routing,
         )
@@ -97,6 +102,8 @@ def consume(**kwargs: Any) -> None:
             maintenance.stop()
         if listener is not None:
             listener.stop()
+        if shadow is not None:
+            shadow.close()
         runtime.close()
 
 
@@ -163,9 +170,9 @@ def _live_scorer(settings: Settings, local: Scorer, metrics: PipelineMetrics) ->
     from registry.live import LiveScorer
     from registry.store import ModelRegistry
 
-    def on_swap(version: str, error: str | None) -> None:
-        metrics.model_swaps.labels(outcome="failed" if error else "swapped").inc()
-        if error is None:
+    def on_swap(role: str, version: str, error: str | None) -> None:
+        metrics.model_swaps.labels(role=role, outcome="failed" if error else "loaded").inc()
+        if error is None and role == "active":
             metrics.model_info.info({"version": version, "labels": ",".join(local.labels)})
 
     return LiveScorer(

@@ -152,8 +152,34 @@ class PipelineMetrics:
         )
         self.model_swaps = Counter(
             "sentiment_model_swaps_total",
-            "Registry versions this replica tried to switch to, by outcome (swapped, failed).",
+            "Registry versions this replica loaded to serve or to shadow, by outcome (loaded,"
+            " failed: the version before keeps its role).",
+            ["role", "outcome"],
+            registry=r,
+        )
+        self.shadow_posts = Counter(
+            "sentiment_shadow_posts_total",
+            "Posts sampled for the shadow version, by outcome (scored; dropped: its queue was"
+            " full; failed).",
             ["outcome"],
+            registry=r,
+        )
+        self.shadow_predictions = Counter(
+            "sentiment_shadow_predictions_total",
+            "Shadow-scored posts by role (active, shadow), version and label: both label mixes.",
+            ["role", "model_version", "label"],
+            registry=r,
+        )
+        self.shadow_agreements = Counter(
+            "sentiment_shadow_agreements_total",
+            "Shadow-scored posts the shadow version labelled as the active one did.",
+            ["model_version"],
+            registry=r,
+        )
+        self.shadow_inference_seconds = Histogram(
+            "sentiment_shadow_inference_seconds",
+            "Time the shadow version took per shadow batch (its cost beside the active path).",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
         self.monitoring = MonitoringMetrics(r)  # online quality and drift (monitoring/)

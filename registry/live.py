@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 import structlog
@@ -26,7 +26,9 @@ from registry.store import ModelRegistry, RegistryError
 log = structlog.get_logger(__name__)
 
 Loader = Callable[[Path], Scorer]
-SwapCallback = Callable[[str, str | None], None]  # (version, error or None when it loaded)
+Role = Literal["active", "shadow"]
+# (role, version, error or None when it loaded)
+SwapCallback = Callable[[Role, str, str | None], None]
 
 
 class LiveScorer:
@@ -51,9 +53,10 @@ class LiveScorer:
         self._cache_dir = cache_dir
         self._load = load
         self._on_swap = on_swap
+        self._shadow: tuple[Scorer, float] | None = None
         self._lock = threading.Lock()
-        self._wanted: str | None = None  # the active version last read from the registry
-        self._given_up: str | None = None  # a version that failed to load: not retried
+        self._state: dict[str, tuple[str, float]] = {}  # as last read from the registry
+        self._given_up: set[str] = set()  # versions that failed to load: not retried
         self._loader: threading.Thread | None = None
 
     @property
@@ -91,23 +94,24 @@ class LiveScorer:
     def predict(self, text: str) -> Prediction:
         return self._scorer.predict(text)
 
+    def shadow(self) -> tuple[Scorer, float] | None:
+        """The shadow version's scorer and the share of posts it scores, when there is one."""
+        return self._shadow
+
     # Following the registry.
 
     def refresh(self) -> None:
-        """Read the active version; start loading it when it is not the one serving."""
-        active = self._registry.serving_state().get("active")
+        """Read the active and shadow versions; start loading those not loaded yet."""
+        state = self._registry.serving_state()
         with self._lock:
-            wanted = active[0] if active else None
-            if wanted != self._wanted:
-                self._given_up = None  # the registry changed: a failed version may try again
-            self._wanted = wanted
-            if wanted is None or wanted in (self.version, self._given_up):
+            if state != self._state:
+                self._given_up.clear()  # the registry changed: a failed version may try again
+                self._state = state
+            if not self._work_left():
                 return
             if self._loader is not None and self._loader.is_alive():
                 return  # it looks again once this load is done
-            self._loader = threading.Thread(
-                target=self._load_and_swap, args=(wanted,), name="model-loader", daemon=True
-            )
+            self._loader = threading.Thread(target=self._sync, name="model-loader", daemon=True)
             self._loader.start()
 
     def wait_loaded(self, timeout_s: float | None) -> None:
@@ -118,15 +122,44 @@ class LiveScorer:
         if loader is not None:
             loader.join(timeout_s)
 
-    def _load_and_swap(self, version: str) -> None:
+    def _wanted(self, role: Role) -> tuple[str, float] | None:
+        wanted = self._state.get(role)
+        return None if wanted is None or wanted[0] in self._given_up else wanted
+
+    def _work_left(self) -> bool:
+        """Whether a version must be loaded; a dropped shadow or a new sample needs none."""
+        active, shadow = self._wanted("active"), self._wanted("shadow")
+        if "shadow" not in self._state:
+            self._shadow = None
+        elif self._shadow is not None and shadow and self._shadow[0].version == shadow[0]:
+            self._shadow = (self._shadow[0], shadow[1])
+        loaded_shadow = self._shadow[0].version if self._shadow else None
+        return bool(
+            (active and active[0] != self.version) or (shadow and shadow[0] != loaded_shadow)
+        )
+
+    def _sync(self) -> None:
         try:
-            self._load_version(version)
+            with self._lock:
+                active = self._wanted("active")
+            if active and active[0] != self.version:
+                scorer = self._load_version("active", active[0])
+                if scorer is not None:
+                    previous, self._scorer = self.version, scorer
+                    log.info("model version swapped in", version=active[0], previous=previous)
+            with self._lock:
+                shadow = self._wanted("shadow")
+            if shadow and (self._shadow is None or self._shadow[0].version != shadow[0]):
+                scorer = self._load_version("shadow", shadow[0])
+                if scorer is not None:
+                    self._shadow = (scorer, shadow[1])
+                    log.info("shadow version loaded", version=shadow[0], sample=shadow[1])
         finally:
             with self._lock:
                 self._loader = None
-        self.refresh_quietly()  # it may have changed again while this one loaded
+        self.refresh_quietly()  # it may have changed again while these loaded
 
-    def _load_version(self, version: str) -> None:
+    def _load_version(self, role: Role, version: str) -> Scorer | None:
         started = time.monotonic()
         try:
             scorer = self._load(self._registry.fetch(version, self._cache_dir))
@@ -139,23 +172,24 @@ class LiveScorer:
                 )
         except (RegistryError, ModelLoadError, psycopg.Error, OSError) as error:
             with self._lock:
-                self._given_up = version
+                self._given_up.add(version)
             log.error(
                 "model version failed to load; the old version keeps serving",
+                role=role,
                 version=version,
                 serving=self.version,
                 error=str(error),
             )
-            self._report(version, str(error) or type(error).__name__)
-            return
-        previous, self._scorer = self.version, scorer
+            self._report(role, version, str(error) or type(error).__name__)
+            return None
         log.info(
-            "model version swapped in",
+            "model version loaded",
+            role=role,
             version=version,
-            previous=previous,
             load_s=round(time.monotonic() - started, 3),
         )
-        self._report(version, None)
+        self._report(role, version, None)
+        return scorer
 
     def refresh_quietly(self) -> None:
         try:
@@ -163,6 +197,6 @@ class LiveScorer:
         except psycopg.Error as error:
             log.warning("cannot read the active model version", error=str(error).strip())
 
-    def _report(self, version: str, error: str | None) -> None:
+    def _report(self, role: Role, version: str, error: str | None) -> None:
         if self._on_swap is not None:
-            self._on_swap(version, error)
+            self._on_swap(role, version, error)

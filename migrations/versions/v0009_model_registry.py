@@ -1,5 +1,5 @@
 """The model registry: versions and their status, their files (chunked, sha256-verified, each
-file stored once), and an audit row for every change of status.
+file stored once), an audit row for every change of status, and the shadow version's scores.
 
 Any change to ``model_versions`` NOTIFYs ``sentiment_models`` at commit (a trigger, so plain SQL
 edits count too); every consumer follows the active version from there.
@@ -14,12 +14,15 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from migrations.partitioning import register_partitioned, unregister_partitioned
+
 revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
 
 TZ = sa.DateTime(timezone=True)
+LABEL_CHECK = "IN ('negative', 'neutral', 'positive')"
 SHA256_CHECK = "~ '^[0-9a-f]{64}$'"
 STATUSES = "('registered', 'shadow', 'active', 'retired')"
 # storage.model_registry.CHANNEL: every replica LISTENs on it (storage.coordination).
@@ -120,8 +123,46 @@ def upgrade() -> None:
         " ON model_versions FOR EACH STATEMENT EXECUTE FUNCTION model_versions_notify()"
     )
 
+    # What the shadow version said of a post the active version scored, beside what the active
+    # one said. Keyed and partitioned like scored_posts (its Kafka position and time column),
+    # so it is created ahead and expired with the posts; one row per post and shadow version.
+    op.create_table(
+        "shadow_scores",
+        sa.Column("kafka_topic", sa.Text, nullable=False),
+        sa.Column("kafka_partition", sa.Integer, nullable=False),
+        sa.Column("kafka_offset", sa.BigInteger, nullable=False),
+        sa.Column("kafka_timestamp", TZ),
+        sa.Column("post_id", sa.Text, nullable=False),
+        sa.Column("model_version", sa.Text, nullable=False),
+        sa.Column("label", sa.Text, nullable=False),
+        sa.Column("prob_negative", sa.Float(precision=24), nullable=False),
+        sa.Column("prob_neutral", sa.Float(precision=24), nullable=False),
+        sa.Column("prob_positive", sa.Float(precision=24), nullable=False),
+        sa.Column("active_version", sa.Text, nullable=False),
+        sa.Column("active_label", sa.Text, nullable=False),
+        sa.Column("scored_at", TZ, nullable=False, server_default=sa.func.now()),
+        sa.UniqueConstraint(
+            "kafka_topic",
+            "kafka_partition",
+            "kafka_offset",
+            "kafka_timestamp",
+            "model_version",
+            name="uq_shadow_scores",
+            postgresql_nulls_not_distinct=True,
+        ),
+        sa.CheckConstraint(f"label {LABEL_CHECK}", name="ck_shadow_scores_label"),
+        sa.CheckConstraint(f"active_label {LABEL_CHECK}", name="ck_shadow_scores_active_label"),
+        postgresql_partition_by="RANGE (kafka_timestamp)",
+    )
+    op.create_index(
+        "ix_shadow_scores_version_time", "shadow_scores", ["model_version", "scored_at"]
+    )
+    register_partitioned("shadow_scores")
+
 
 def downgrade() -> None:
+    unregister_partitioned("shadow_scores")
+    op.drop_table("shadow_scores")
     op.drop_table("model_audit")
     op.drop_table("model_files")
     op.drop_table("model_versions")

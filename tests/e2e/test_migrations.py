@@ -28,6 +28,7 @@ REGISTRY_TABLES = {
     "model_blobs",
     "model_blob_chunks",
     "model_audit",
+    "shadow_scores",
 }
 
 

@@ -44,7 +44,7 @@ def live_scorer(registry: FakeRegistry, broken: set[str]) -> tuple[LiveScorer, l
         scorer("v1"),
         cache_dir=Path("/cache"),
         load=load,
-        on_swap=lambda version, error: reports.append((version, error)),
+        on_swap=lambda role, version, error: reports.append((role, version, error)),
     )
     return live, reports
 
@@ -58,7 +58,7 @@ def test_swaps_to_the_active_version_once_loaded() -> None:
     live.refresh()
     live.wait_loaded(5)
     assert live.version == "v2" and live.current().version == "v2"
-    assert reports == [("v2", None)]
+    assert reports == [("active", "v2", None)]
 
 
 def test_a_failed_load_keeps_the_old_version_and_is_not_retried_until_a_change() -> None:
@@ -67,7 +67,7 @@ def test_a_failed_load_keeps_the_old_version_and_is_not_retried_until_a_change()
     live.refresh()
     live.wait_loaded(5)
     assert live.version == "v1"
-    assert reports == [("bad", "bad is broken")]
+    assert reports == [("active", "bad", "bad is broken")]
     live.refresh()  # the next poll: the same active version is not fetched again
     live.wait_loaded(5)
     assert registry.fetched == ["bad"]
