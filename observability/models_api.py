@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from observability.admin import ADMIN_RESPONSES, ErrorResponse
 from observability.watch_api import DATABASE_DOWN, UNREADABLE_BODY
 from registry.store import ModelRegistry, ModelVersion, RegistryError, UnknownVersionError
+from stream_core.windows import WINDOW_PATTERN, parse_window
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +76,20 @@ class AuditEntry(BaseModel):
 
 class History(BaseModel):
     entries: list[AuditEntry] = Field(description="Newest first.")
+
+
+class ComparisonOut(BaseModel):
+    shadow_version: str
+    since: datetime
+    shadowed: int = Field(description="Posts the shadow version scored in the window.")
+    agreement: float | None = Field(description="Share labelled as the served version did.")
+    confusion: dict[str, dict[str, dict[str, int]]] = Field(
+        description="Served version -> its label -> the shadow's label -> posts."
+    )
+    served_quality: dict[str, Any] = Field(
+        description="Online quality of what served the labelled shadowed posts."
+    )
+    shadow_quality: dict[str, Any] = Field(description="The shadow's, on the same posts.")
 
 
 class Change(BaseModel):
@@ -134,6 +149,23 @@ def models_router(registry: ModelRegistry, require_admin: Any) -> APIRouter:
         with answers():
             rows = await run_in_threadpool(registry.history, limit)
         return History(entries=[AuditEntry(**row) for row in rows])
+
+    @router.get(
+        "/compare",
+        summary="The shadow version against what served the same posts",
+        response_model=ComparisonOut,
+        responses={**UNKNOWN, **REFUSED, **DATABASE_DOWN},
+    )
+    async def compare(
+        since: Annotated[str, Query(description="How far back.", pattern=WINDOW_PATTERN)] = "1h",
+        version: Annotated[
+            str | None,
+            Query(description="Default: the shadow version.", pattern=VERSION_PATTERN),
+        ] = None,
+    ) -> ComparisonOut:
+        with answers():
+            found = await run_in_threadpool(registry.compare, version, parse_window(since))
+        return ComparisonOut(**found.document())
 
     @router.post(
         "/active/rollback",

@@ -22,6 +22,7 @@ from storage.urls import redacted
 from stream_core.cli_options import load_settings, settings_options
 from stream_core.logs import configure_logging
 from stream_core.settings import LoggingSettings
+from stream_core.windows import parse_window
 
 
 class RegistryCliSettings(DatabaseSettings, LoggingSettings):
@@ -159,4 +160,25 @@ def history(limit: int, **kwargs: Any) -> None:
         )
 
 
-COMMANDS = (register, versions, promote, rollback, shadow, retire, history)
+@click.command(name="compare-live")
+@click.option("--version", help="The version to compare (default: the shadow version).")
+@click.option(
+    "--since",
+    default="1h",
+    show_default=True,
+    help="How far back: 90s, 15m, 24h, 7d...",
+)
+@registry_settings
+def compare_live(version: str | None, since: str, **kwargs: Any) -> None:
+    """The shadow version against the version that served the same posts: agreement, the
+    confusion between the two, and both versions' online quality on the labelled ones."""
+    try:
+        window = parse_window(since)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--since") from None
+    with _registry(kwargs) as registry:
+        found = registry.compare(version, window)
+    click.echo(json.dumps(found.document(), indent=2))
+
+
+COMMANDS = (register, versions, promote, rollback, shadow, retire, history, compare_live)

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import structlog
 
 from model.metadata import METADATA_FILE, MetadataError, ModelMetadata
 from registry.artifacts import ArtifactError, digest, manifest, read_chunks, write_folder
+from registry.compare import Comparison, compare
 from storage import model_registry as sql
 from storage.model_registry import Status
 from storage.urls import libpq_url
@@ -127,6 +128,18 @@ class ModelRegistry:
                 return write_folder(sql.version_chunks(conn, version), found.sha256, target)
             except ArtifactError as error:
                 raise RegistryError(f"version {version} cannot be loaded: {error}") from None
+
+    def compare(self, version: str | None, since: timedelta) -> Comparison:
+        """``version`` (default: the shadow version) against what served the same posts."""
+        with self._connection() as conn:
+            if version is None:
+                shadow = _with_status(conn, "shadow")
+                if shadow is None:
+                    raise RegistryError(
+                        "no shadow version: name one, or start one with `model shadow VERSION`"
+                    )
+                version = shadow.version
+            return compare(conn, _existing(conn, version).version, since)
 
     # Changing.
 

@@ -47,6 +47,18 @@ ORDER BY 1
 """
 
 
+# The shadow version and the version that served, on the same labelled posts: shadow_scores
+# joined to the stored post (its gold label and the label it was served with).
+PAIRED_WITH_SHADOW = """
+SELECT p.gold_label, p.label, s.label, count(*)
+FROM shadow_scores s
+JOIN scored_posts p USING (kafka_topic, kafka_partition, kafka_offset, kafka_timestamp)
+WHERE s.model_version = %(version)s AND p.gold_label IS NOT NULL
+  AND p.gold_label_at >= %(since)s AND p.gold_label_at < %(until)s
+GROUP BY 1, 2, 3
+"""
+
+
 @dataclass(frozen=True, kw_only=True)
 class WindowQuality(Confusion):
     """The confusion of one model version over the labels that arrived in ``[since, until)``."""
@@ -110,6 +122,29 @@ def online_quality(
         conn, since=since, until=until, model_version=model_version, labels=labels
     )
     return found.get(model_version) or _window(labels, model_version, since, until, [])
+
+
+def paired_with_shadow(
+    conn: psycopg.Connection[Any],
+    shadow_version: str,
+    *,
+    since: datetime,
+    until: datetime | None = None,
+    labels: Sequence[str] = LABELS,
+) -> tuple[WindowQuality, WindowQuality]:
+    """The serving versions' and ``shadow_version``'s quality on the same posts: those the
+    shadow scored whose gold label arrived in ``[since, until)``."""
+    until = until or datetime.now(UTC)
+    params = {"version": shadow_version, "since": since, "until": until}
+    served: list[tuple[str, str, int]] = []
+    shadowed: list[tuple[str, str, int]] = []
+    for gold, served_label, shadow_label, count in conn.execute(PAIRED_WITH_SHADOW, params):
+        served.append((gold, served_label, count))
+        shadowed.append((gold, shadow_label, count))
+    return (
+        _window(labels, "served", since, until, served),
+        _window(labels, shadow_version, since, until, shadowed),
+    )
 
 
 def quality_over_time(

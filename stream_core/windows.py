@@ -1,5 +1,6 @@
 """Time windows written as text (``90s``, ``15m``, ``24h``, ``7d``): their format, their bounds
-and their parsing, shared by ``/stats``, the monitoring windows and the reports."""
+and their parsing, shared by ``/stats``, the monitoring windows and the reports, and
+``model compare-live --since``."""
 
 from __future__ import annotations
 

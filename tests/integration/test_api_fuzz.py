@@ -40,9 +40,10 @@ from watchlist.store import WatchStore
 OPERATIONS = {
     "GET /health", "GET /ready", "GET /model", "GET /metrics", "POST /predict", "GET /stats",
     "GET /watch", "GET /watch/{name}", "PUT /watch/{name}", "DELETE /watch/{name}",
-    "POST /match", "GET /quality", "GET /drift", "GET /models", "GET /models/history", "POST /models/active/rollback",
+    "POST /match", "GET /quality", "GET /drift",
+    "GET /models", "GET /models/history", "POST /models/active/rollback",
     "GET /models/{version}", "POST /models/{version}/promote", "POST /models/{version}/shadow",
-    "POST /models/{version}/retire",
+    "POST /models/{version}/retire", "GET /models/compare",
 }  # fmt: skip
 ADMIN_TOKEN = "fuzz-admin-token"
 

@@ -4,6 +4,7 @@ metrics show equal to one computed by hand from the tables."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,9 @@ def test_the_shadow_scores_its_sample_beside_the_active_version(
     assert total == len(expected) and agreed < total  # the rotated labels disagree
     assert metrics.shadow_agreements.labels(model_version="tiny-rotated")._value.get() == agreed
     assert metrics.shadow_posts.labels(outcome="scored")._value.get() == total
+    comparison = registry.compare(None, timedelta(hours=1))
+    assert comparison.shadow_version == "tiny-rotated" and comparison.shadowed == total
+    assert comparison.agreement == pytest.approx(agreed / total)
+    served = comparison.confusion[active]
+    assert sum(n for row in served.values() for n in row.values()) == total
+    assert comparison.shadow_quality["n"] == 0  # no gold labels on this stream

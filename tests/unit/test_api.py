@@ -17,10 +17,10 @@ from observability.api import Scorer as ApiScorer
 from observability.api import create_app
 from observability.label_stats import OnlineLabelStats
 from observability.metrics import PipelineMetrics
-from observability.window_counts import WINDOW_PATTERN, integer_range_pattern, parse_window
 from storage.rollups import LabelCounts, resolution_for
 from stream_core.contract import LABELS, MAX_TEXT_CHARS, NOT_BLANK_PATTERN
 from stream_core.events import PipelineState
+from stream_core.windows import WINDOW_PATTERN, integer_range_pattern, parse_window
 from tests.fixtures.fakes import FakeMetadata, FakeScorer, committed
 
 OFFLINE = {"macro_recall": 0.69, "accuracy": 0.7, "macro_f1": 0.68}
