@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from model.scorer import Scorer
     from observability.metrics import PipelineMetrics
     from registry.live import LiveScorer
-    from storage.coordination import ChangeListener
+    from storage.coordination import ChangeListener, ElectedJobs
     from stream_core.events import PipelineState
 
 log = structlog.get_logger(__name__)
@@ -68,7 +68,7 @@ def consume(**kwargs: Any) -> None:
     routing: RoutingSource = routes if live is None else FollowingRoutes(live, routes)
     scorer = live or local
     runtime = observability.start(settings, scorer, metrics, state)
-    maintenance = listener = shadow = None
+    maintenance = listener = shadow = judge = None
     try:
         try:
             _wait_for_services(settings, state)
@@ -81,6 +81,8 @@ def consume(**kwargs: Any) -> None:
             shadow = ShadowScoring(live.shadow, settings.database_url_value(), metrics)
             shadow.start()
             observers.append(shadow)
+            if settings.auto_rollback:
+                judge = _auto_rollback(settings, live, metrics)
         pipeline = build_pipeline(
             settings,
             scorer=scorer,
@@ -104,6 +106,8 @@ def consume(**kwargs: Any) -> None:
             listener.stop()
         if shadow is not None:
             shadow.close()
+        if judge is not None:
+            judge.stop()
         runtime.close()
 
 
@@ -182,6 +186,25 @@ def _live_scorer(settings: Settings, local: Scorer, metrics: PipelineMetrics) ->
         load=lambda folder: Scorer.load(folder, device=settings.model_device),
         on_swap=on_swap,
     )
+
+
+def _auto_rollback(settings: Settings, live: LiveScorer, metrics: PipelineMetrics) -> ElectedJobs:
+    """Stand for the fleet's automated-rollback judge (registry/auto_rollback.py)."""
+    from registry.auto_rollback import ROLE, AutoRollback, RollbackPolicy
+    from storage.coordination import ElectedJobs
+
+    policy = RollbackPolicy(settings.auto_rollback_margin, settings.auto_rollback_min_labelled)
+    job = AutoRollback(
+        live.registry,
+        policy,
+        on_rollback=lambda verdict: metrics.model_rollbacks.labels(
+            model_version=verdict.active
+        ).inc(),
+    )
+    elected = ElectedJobs(settings.database_url_value(), ROLE)
+    elected.add("auto-rollback", settings.auto_rollback_check_s, job.run)
+    elected.start()
+    return elected
 
 
 def _follow_registry(settings: Settings, live: LiveScorer, local: Scorer) -> ChangeListener:

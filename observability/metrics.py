@@ -157,6 +157,12 @@ class PipelineMetrics:
             ["role", "outcome"],
             registry=r,
         )
+        self.model_rollbacks = Counter(
+            "sentiment_model_rollbacks_total",
+            "Automated rollbacks this replica decided, by the version rolled back.",
+            ["model_version"],
+            registry=r,
+        )
         self.shadow_posts = Counter(
             "sentiment_shadow_posts_total",
             "Posts sampled for the shadow version, by outcome (scored; dropped: its queue was"

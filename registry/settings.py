@@ -32,3 +32,17 @@ class RegistrySettings(SettingsSection):
         le=3600,
         description="Re-read the active version at least this often, in s (NOTIFY is faster).",
     )
+    auto_rollback: bool = Field(
+        False,
+        description="Roll back by itself when the active version's online macro recall falls"
+        " below the version it replaced (one elected replica judges).",
+    )
+    auto_rollback_margin: float = Field(
+        0.05, ge=0, le=1, description="Macro recall the active version may lose before that."
+    )
+    auto_rollback_min_labelled: int = Field(
+        200, ge=1, description="Labelled posts each version needs before it is judged."
+    )
+    auto_rollback_check_s: float = Field(
+        10.0, gt=0, le=3600, description="How often the elected replica judges, in s."
+    )

@@ -219,14 +219,19 @@ class ModelRegistry:
                 return None  # another replica was quicker
             return _promote(conn, version, why)
 
-    def rollback(self, *, reason: str = "", actor: str | None = None) -> ModelVersion:
-        """Retire the active version and make active again the one it replaced."""
+    def rollback(
+        self, *, reason: str = "", actor: str | None = None, only_if_active: str | None = None
+    ) -> ModelVersion:
+        """Retire the active version and make active again the one it replaced
+        (``only_if_active``: refuse unless that version is still the active one)."""
         actor = actor or default_actor()
         with self._connection() as conn, conn.transaction():
             sql.lock_versions(conn)
             current = _with_status(conn, "active")
             if current is None:
                 raise RegistryError("no version is active: nothing to roll back")
+            if only_if_active is not None and current.version != only_if_active:
+                raise RegistryError(f"version {only_if_active} is not the active one any more")
             previous = current.previous_version
             if previous is None:
                 raise RegistryError(
