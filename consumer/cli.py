@@ -225,7 +225,7 @@ def _follow_registry(settings: Settings, live: LiveScorer, local: Scorer) -> Cha
     except psycopg.errors.UndefinedTable:
         raise click.ClickException(
             f"no model registry in {redacted(url)}: run `sentiment-stream db upgrade` first"
-            " (or --no-model-registry)"
+            " (or --model-registry false)"
         ) from None
     except RegistryError as error:
         raise click.ClickException(f"cannot register the --model folder: {error}") from None
