@@ -17,22 +17,19 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import psycopg
 import structlog
 
 from model.scorer import Scorer
 from observability.metrics import PipelineMetrics
+from storage.connection import LazyConnection
 from storage.shadow_scores import ShadowRow, add_shadow_scores
-from storage.urls import libpq_url
 from stream_core.events import CommittedBatch
 from stream_core.records import ScoredPost
 
 log = structlog.get_logger(__name__)
 
 QUEUE_BATCHES = 4  # shadow batches waiting; beyond that the oldest is dropped
-CONNECT_TIMEOUT_S = 5
 PROBABILITY_ORDER = ("negative", "neutral", "positive")
 
 
@@ -66,10 +63,9 @@ class ShadowScoring:
         queue_batches: int = QUEUE_BATCHES,
     ) -> None:
         self._shadow = shadow
-        self._dsn = libpq_url(database_url)
+        self._conn = LazyConnection(database_url, "sentiment-stream shadow")
         self._metrics = metrics
         self._queue: queue.Queue[_Work | None] = queue.Queue(queue_batches)
-        self._conn: psycopg.Connection[Any] | None = None
         self._thread = threading.Thread(target=self._run, name="shadow-scoring", daemon=True)
 
     def start(self) -> None:
@@ -79,8 +75,7 @@ class ShadowScoring:
         """Finish the work queued (within ``timeout_s``) and stop."""
         self._offer(None)
         self._thread.join(timeout_s)
-        if self._conn is not None:
-            self._conn.close()
+        self._conn.close()
 
     def on_batch_committed(self, batch: CommittedBatch) -> None:
         shadow = self._shadow()
@@ -120,9 +115,7 @@ class ShadowScoring:
             except Exception as error:  # a shadow failure must never reach the stream
                 self._metrics.shadow_posts.labels(outcome="failed").inc(len(work.posts))
                 log.warning("shadow batch failed", error=str(error).strip())
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = None
+                self._conn.close()
 
     def _score(self, work: _Work) -> None:
         started = time.perf_counter()
@@ -153,7 +146,7 @@ class ShadowScoring:
                     active_label=active_label,
                 )
             )
-        add_shadow_scores(self._connection(), rows)
+        add_shadow_scores(self._conn.get(), rows)
         predictions = self._metrics.shadow_predictions
         for row in rows:
             predictions.labels(role="shadow", model_version=version, label=row.label).inc()
@@ -163,13 +156,3 @@ class ShadowScoring:
         agreed = sum(row.label == row.active_label for row in rows)
         self._metrics.shadow_agreements.labels(model_version=version).inc(agreed)
         self._metrics.shadow_posts.labels(outcome="scored").inc(len(rows))
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(
-                self._dsn,
-                autocommit=True,
-                connect_timeout=CONNECT_TIMEOUT_S,
-                application_name="sentiment-stream shadow",
-            )
-        return self._conn

@@ -26,12 +26,10 @@ from model.metadata import METADATA_FILE, MetadataError, ModelMetadata
 from registry.artifacts import ArtifactError, digest, manifest, read_chunks, write_folder
 from registry.compare import Comparison, compare
 from storage import model_registry as sql
+from storage.connection import connect
 from storage.model_registry import Status
-from storage.urls import libpq_url
 
 log = structlog.get_logger(__name__)
-
-CONNECT_TIMEOUT_S = 5
 
 
 class RegistryError(RuntimeError):
@@ -83,16 +81,11 @@ class ModelRegistry:
     """Read and change the registry in the PostgreSQL at ``database_url``."""
 
     def __init__(self, database_url: str) -> None:
-        self._dsn = libpq_url(database_url)
+        self._url = database_url
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        with psycopg.connect(
-            self._dsn,
-            autocommit=True,
-            connect_timeout=CONNECT_TIMEOUT_S,
-            application_name="sentiment-stream registry",
-        ) as conn:
+        with connect(self._url, "sentiment-stream registry") as conn:
             yield conn
 
     # Reading.

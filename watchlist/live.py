@@ -18,13 +18,11 @@ import structlog
 from pydantic import ValidationError
 
 from storage import watch_entities
-from storage.urls import libpq_url
+from storage.connection import LazyConnection
 from watchlist.matcher import Matcher
 from watchlist.rules import WatchEntity
 
 log = structlog.get_logger(__name__)
-
-CONNECT_TIMEOUT_S = 5
 
 
 def entities_from_rows(rows: list[dict[str, Any]]) -> list[WatchEntity]:
@@ -45,8 +43,7 @@ class LiveWatchlist:
     """The current matcher; :meth:`refresh` re-reads the table when it changed."""
 
     def __init__(self, database_url: str) -> None:
-        self._dsn = libpq_url(database_url)
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conn = LazyConnection(database_url, "sentiment-stream watchlist")
         self._fingerprint: str | None = None
         self._lock = threading.Lock()  # one refresh at a time (listener thread, start-up)
         self._on_change: list[Callable[[Matcher], None]] = []
@@ -62,13 +59,11 @@ class LiveWatchlist:
             try:
                 self._refresh()
             except psycopg.Error:
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = None
+                self._conn.close()
                 raise
 
     def _refresh(self) -> None:
-        conn = self._connection()
+        conn = self._conn.get()
         fingerprint = watch_entities.fingerprint(conn)
         if fingerprint == self._fingerprint:
             return
@@ -78,18 +73,6 @@ class LiveWatchlist:
         for callback in self._on_change:
             callback(matcher)
 
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(
-                self._dsn,
-                autocommit=True,
-                connect_timeout=CONNECT_TIMEOUT_S,
-                application_name="sentiment-stream watchlist",
-            )
-        return self._conn
-
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._conn.close()

@@ -13,28 +13,21 @@ from typing import Any
 import psycopg
 
 from storage import watch_entities
-from storage.urls import libpq_url
+from storage.connection import connect
 from storage.watch_entities import Outcome, SyncResult
 from watchlist.live import entities_from_rows
 from watchlist.rules import WatchEntity
-
-CONNECT_TIMEOUT_S = 5
 
 
 class WatchStore:
     """Read and change ``watch_entities``; every change reaches the consumers at commit."""
 
     def __init__(self, database_url: str) -> None:
-        self._dsn = libpq_url(database_url)
+        self._url = database_url
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        with psycopg.connect(
-            self._dsn,
-            autocommit=True,
-            connect_timeout=CONNECT_TIMEOUT_S,
-            application_name="sentiment-stream watch",
-        ) as conn:
+        with connect(self._url, "sentiment-stream watch") as conn:
             yield conn
 
     def list(self) -> list[WatchEntity]:

@@ -211,6 +211,13 @@ def test_sigkill_mid_stream_then_restart_gives_exactly_n_rows(
         assert online_quality(conn, "", since=since).total == 0
         (version,) = quality_by_version(conn, since=since)
         assert online_quality(conn, version, since=since).total == n
+    # The first start adopted its --model folder as the registry's active version; the restart
+    # served it from there and registered nothing more.
+    assert query(database_url, "SELECT version, status FROM model_versions") == [
+        (version, "active")
+    ]
+    actions = query(database_url, "SELECT action FROM model_audit ORDER BY id")
+    assert actions == [("register",), ("promote",)]
 
 
 def test_sigterm_drains_commits_and_exits_0(
