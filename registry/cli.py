@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-import psycopg
 
 from registry.store import ModelRegistry, ModelVersion, RegistryError
+from storage.cli import database_errors
 from storage.settings import DatabaseSettings
-from storage.urls import redacted
 from stream_core.cli_options import load_settings, settings_options
 from stream_core.logs import configure_logging
 from stream_core.settings import LoggingSettings
@@ -40,18 +39,10 @@ def _registry(kwargs: dict[str, Any]) -> Iterator[ModelRegistry]:
     configure_logging(settings.log_level, settings.log_format)
     url = settings.database_url_value()
     try:
-        yield ModelRegistry(url)
+        with database_errors(url, "model registry"):
+            yield ModelRegistry(url)
     except RegistryError as error:
         raise click.ClickException(str(error)) from None
-    except psycopg.errors.UndefinedTable:
-        raise click.ClickException(
-            f"no model registry in {redacted(url)}: run `sentiment-stream db upgrade` first"
-        ) from None
-    except psycopg.OperationalError as error:
-        reason = str(error).strip().splitlines()[0]
-        raise click.ClickException(
-            f"cannot reach the database at {redacted(url)}: {reason}"
-        ) from None
 
 
 def _line(version: ModelVersion) -> str:

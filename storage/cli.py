@@ -4,7 +4,8 @@ time partitions."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -17,7 +18,7 @@ from storage.maintenance import MaintenanceReport, StoragePolicy, maintain_stora
 from storage.partitions import PartitionPolicy, TableReport
 from storage.refusals import refused_for_good
 from storage.settings import StorageSettings
-from storage.urls import libpq_url
+from storage.urls import libpq_url, redacted
 from stream_core.cli_options import load_settings, settings_options
 from stream_core.logs import configure_logging
 from stream_core.settings import LoggingSettings, StartupSettings
@@ -29,6 +30,24 @@ log = structlog.get_logger(__name__)
 
 class DbSettings(StorageSettings, StartupSettings, LoggingSettings):
     """What the `db` commands read from the environment and their setting flags."""
+
+
+@contextmanager
+def database_errors(database_url: str, missing: str) -> Iterator[None]:
+    """For the commands that read and change tables (``watch``, the registry's ``model``
+    commands): a missing table (``missing`` names it) and an unreachable database become one
+    clear line each."""
+    try:
+        yield
+    except psycopg.errors.UndefinedTable:
+        raise click.ClickException(
+            f"no {missing} in {redacted(database_url)}: run `sentiment-stream db upgrade` first"
+        ) from None
+    except psycopg.OperationalError as error:
+        reason = str(error).strip().splitlines()[0]
+        raise click.ClickException(
+            f"cannot reach the database at {redacted(database_url)}: {reason}"
+        ) from None
 
 
 @click.group()

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import psycopg
 from pydantic import ValidationError
 
+from storage.cli import database_errors
 from storage.settings import DatabaseSettings
-from storage.urls import redacted
 from stream_core.cli_options import load_settings, settings_options
 from stream_core.logs import configure_logging
 from stream_core.settings import LoggingSettings
@@ -51,17 +50,8 @@ def _store(kwargs: dict[str, Any]) -> Iterator[WatchStore]:
     settings = load_settings(WatchCliSettings, kwargs)
     configure_logging(settings.log_level, settings.log_format)
     url = settings.database_url_value()
-    try:
+    with database_errors(url, "watch_entities table"):
         yield WatchStore(url)
-    except psycopg.errors.UndefinedTable:
-        raise click.ClickException(
-            f"no watch_entities table in {redacted(url)}: run `sentiment-stream db upgrade` first"
-        ) from None
-    except psycopg.OperationalError as error:
-        reason = str(error).strip().splitlines()[0]
-        raise click.ClickException(
-            f"cannot reach the database at {redacted(url)}: {reason}"
-        ) from None
 
 
 def _entity(**fields: Any) -> WatchEntity:

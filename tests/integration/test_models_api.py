@@ -96,3 +96,11 @@ def test_cli_and_http_change_the_registry_with_audit_rows(
     assert code == 0 and len(out.splitlines()) == 2
     code, out = cli(database_url, "versions")
     assert code == 0 and "tiny-b  retired" in out
+
+
+def test_cli_errors_are_one_clear_line(database_url: str) -> None:
+    code, out = cli(database_url, "versions")  # not migrated yet
+    assert code == 1 and "no model registry in" in out and "db upgrade" in out
+    code, out = cli("postgresql+psycopg://u:pw@127.0.0.1:1/x", "history")
+    assert code == 1 and out.startswith("Error: cannot reach the database at")
+    assert "pw" not in out
