@@ -78,6 +78,12 @@ def _check_model(settings: Settings) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the PNG chart [default: ./sentiment-demo-<time>.png].",
 )
+@click.option(
+    "--promote-at",
+    type=click.FloatRange(min=0),
+    help="Seconds into the stream at which a second version of the model is registered and"
+    " promoted live (docs/models.md); the summary shows the rows each version scored.",
+)
 @click.option("--headless", is_flag=True, help="No dashboard; print a JSON summary at the end.")
 @click.option("--keep-data", is_flag=True, help="Keep the database files and the consumer log.")
 def demo(**kwargs: Any) -> None:
@@ -106,6 +112,7 @@ def demo(**kwargs: Any) -> None:
         seed=kwargs["seed"],
         chart_path=chart.resolve(),
         keep_data=kwargs["keep_data"],
+        promote_at_s=kwargs["promote_at"],
     )
     console = Console(stderr=True)
     baseline = settings.alert_baseline_min_volume

@@ -63,6 +63,10 @@ class DemoDatabase:
         with self._connect() as conn:
             return scored_posts.scoring_span_s(conn)
 
+    def rows_by_version(self) -> dict[str, tuple[int, datetime, datetime]]:
+        with self._connect() as conn:
+            return scored_posts.rows_by_version(conn)
+
     def alerts(self) -> list[Alert]:
         with self._connect() as conn:
             return [Alert(**row) for row in alerts.alert_timeline(conn)]

@@ -25,6 +25,7 @@ from demo.chart import write_chart
 from demo.consumer_process import ConsumerProcess
 from demo.database import DemoDatabase
 from demo.monitor import Monitor
+from demo.promotion import DemoPromotion
 from demo.services import Services, running_services
 from demo.watchlist import SPIKE_ENTITY, SPIKE_ENTITY_SHARE, load_demo_watchlist, watchlist_figures
 from model.data import LabelledTweet
@@ -81,6 +82,7 @@ class DemoOptions:
     keep_data: bool = False
     ready_timeout_s: float = 180.0
     drain_timeout_s: float = 60.0
+    promote_at_s: float | None = None  # seconds into the stream; None: no promotion
 
 
 @dataclass
@@ -189,7 +191,7 @@ class DemoRun:
         try:
             consumer.wait_ready(self.options.ready_timeout_s, self.stop)
             if not self.stop.is_set():
-                self._stream(services, consumer, result)
+                self._stream(services, consumer, result, workdir)
         finally:
             result.consumer_exit_code = consumer.stop(self.settings.shutdown_timeout_s + 5)
             if result.consumer_exit_code != 0:
@@ -199,8 +201,17 @@ class DemoRun:
                     log_tail=consumer.log_tail(),
                 )
 
-    def _stream(self, services: Services, consumer: ConsumerProcess, result: DemoResult) -> None:
+    def _stream(
+        self, services: Services, consumer: ConsumerProcess, result: DemoResult, workdir: Path
+    ) -> None:
         options, stop = self.options, self.stop
+        promotion = (
+            DemoPromotion(
+                self.settings.model, self.settings.models_dir, services.database_url, workdir
+            )
+            if options.promote_at_s is not None
+            else None
+        )
         simulator = Simulator(
             SimulatorConfig(
                 topic=self.settings.topic,
@@ -233,8 +244,15 @@ class DemoRun:
         view = self.dashboard(monitor, consumer, services) if self.dashboard else nullcontext()
         with view:
             sender.start()
+            started = time.monotonic()
             try:
                 while sender.is_alive():
+                    if (
+                        promotion is not None
+                        and promotion.version is None
+                        and time.monotonic() - started >= (options.promote_at_s or 0)
+                    ):
+                        promotion.promote()
                     monitor.poll()
                     _check_alive(consumer)
                     sender.join(POLL_S)
@@ -255,6 +273,8 @@ class DemoRun:
             monitor.poll()  # the last scrape, before the consumer stops
         result.simulator = simulator.summary
         result.figures.update(_metric_figures(monitor, simulator.summary))
+        if promotion is not None:
+            result.figures.update(promotion.figures())
 
 
 def _spike_start(sent: SimulationSummary | None, duration_s: float) -> datetime | None:

@@ -121,6 +121,15 @@ def count(conn: psycopg.Connection[Any]) -> int:
     return int(found[0]) if found else 0
 
 
+def rows_by_version(conn: psycopg.Connection[Any]) -> dict[str, tuple[int, datetime, datetime]]:
+    """Per model version: the rows it scored, the first and the last one's ``scored_at``."""
+    found = conn.execute(
+        "SELECT model_version, count(*), min(scored_at), max(scored_at) FROM scored_posts"
+        " WHERE model_version IS NOT NULL GROUP BY 1"
+    ).fetchall()
+    return {version: (int(n), first, last) for version, n, first, last in found}
+
+
 def scoring_span_s(conn: psycopg.Connection[Any]) -> float:
     """Seconds between the first and the last row stored."""
     found = conn.execute(

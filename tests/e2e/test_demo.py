@@ -26,6 +26,7 @@ from storage.urls import libpq_url
 from tests.fixtures.services import CLI, ROOT, cli_env
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PROMOTE_AT_S = 15  # into the stream: the demo promotes a second model version
 DEMO_SECONDS = 75.0
 
 
@@ -120,7 +121,9 @@ def test_a_consumer_that_dies_stops_the_simulator_too(
     run = DemoRun(Settings(topic=topic, _env_file=None), options, threading.Event())  # type: ignore[call-arg]
     try:
         with pytest.raises(RuntimeError, match="the consumer stopped unexpectedly"):
-            run._stream(services, cast(ConsumerProcess, DeadConsumer()), DemoResult(services))
+            run._stream(
+                services, cast(ConsumerProcess, DeadConsumer()), DemoResult(services), Path(".")
+            )
         # Not sending on for the remaining ten minutes, and keeping the process alive.
         assert not any(thread.name == "simulator" for thread in threading.enumerate())
     finally:
@@ -183,7 +186,7 @@ def test_headless_demo_end_to_end(tmp_path: Path, database_url: str) -> None:
     process = subprocess.Popen(
         [
             *CLI, "demo", "--headless", "--duration", str(DEMO_SECONDS), "--rate", "20",
-            "--seed", "7",
+            "--seed", "7", "--promote-at", str(PROMOTE_AT_S),
             "--chart", str(chart), "--log-level", "WARNING",
         ],
         cwd=ROOT,
@@ -250,6 +253,13 @@ def test_headless_demo_end_to_end(tmp_path: Path, database_url: str) -> None:
     counted = {name: sum(labels.values()) for name, labels in watched["entities"].items()}
     assert {name: n for name, n in counted.items() if n} == named
     assert counted["acme"] > 0.15 * summary["posts_sent"]
+
+    # The promotion part-way through: both versions scored rows, the new one soon after.
+    promotion = summary["promotion"]
+    by_version = promotion["rows_by_version"]
+    assert len(by_version) == 2 and sum(by_version.values()) == rows[0]
+    assert by_version[promotion["version"]] > 0
+    assert 0 < promotion["first_row_after_s"] < 10
 
     assert summary["chart"] == str(chart)
     data = chart.read_bytes()
