@@ -22,15 +22,15 @@ import structlog
 
 from model.scorer import Scorer
 from observability.metrics import PipelineMetrics
+from registry.shadow import shadow_rows
 from storage.connection import LazyConnection
-from storage.shadow_scores import ShadowRow, add_shadow_scores
+from storage.shadow_scores import add_shadow_scores
 from stream_core.events import CommittedBatch
 from stream_core.records import ScoredPost
 
 log = structlog.get_logger(__name__)
 
 QUEUE_BATCHES = 4  # shadow batches waiting; beyond that the oldest is dropped
-PROBABILITY_ORDER = ("negative", "neutral", "positive")
 
 
 def sampled(post: ScoredPost, share: float) -> bool:
@@ -119,33 +119,9 @@ class ShadowScoring:
 
     def _score(self, work: _Work) -> None:
         started = time.perf_counter()
-        result = work.scorer.score([post.text for post in work.posts])
+        rows = shadow_rows(work.scorer, work.posts)
         self._metrics.shadow_inference_seconds.observe(time.perf_counter() - started)
-        labels, version = work.scorer.labels, work.scorer.version
-        order = [labels.index(name) for name in PROBABILITY_ORDER]
-        rows = []
-        for post, probabilities, label_id in zip(
-            work.posts, result.probabilities.tolist(), result.label_ids.tolist(), strict=True
-        ):
-            label, active_label = labels[label_id], str(post.label)
-            rows.append(
-                ShadowRow(
-                    topic=post.topic,
-                    partition=post.partition,
-                    offset=post.offset,
-                    kafka_timestamp=post.kafka_timestamp,
-                    post_id=post.post_id,
-                    model_version=version,
-                    label=label,
-                    probabilities=(
-                        probabilities[order[0]],
-                        probabilities[order[1]],
-                        probabilities[order[2]],
-                    ),
-                    active_version=str(post.model_version),
-                    active_label=active_label,
-                )
-            )
+        version = work.scorer.version
         add_shadow_scores(self._conn.get(), rows)
         predictions = self._metrics.shadow_predictions
         for row in rows:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -172,4 +173,43 @@ def compare_live(version: str | None, since: str, **kwargs: Any) -> None:
     click.echo(json.dumps(found.document(), indent=2))
 
 
-COMMANDS = (register, versions, promote, rollback, shadow, retire, history, compare_live)
+@click.command()
+@click.argument("version")
+@click.option("--since", default="24h", show_default=True, help="Posts stored since: 90m, 24h...")
+@click.option(
+    "--page", type=click.IntRange(1, 100_000), default=512, show_default=True,
+    help="Posts per page (one transaction each).",
+)  # fmt: skip
+@click.option(
+    "--pause-ms", type=click.IntRange(0, 60_000), default=0, show_default=True,
+    help="Pause between pages, to bound the load on the database.",
+)  # fmt: skip
+@registry_settings
+def rescore(version: str, since: str, page: int, pause_ms: int, **kwargs: Any) -> None:
+    """Score the posts already stored with VERSION, into shadow_scores (then `model
+    compare-live --version VERSION`). Resumable: a rerun scores only what is missing."""
+    from model.scorer import ModelLoadError, Scorer
+    from registry import rescore as backfill
+    from registry.settings import default_cache_dir
+
+    try:
+        start = datetime.now(UTC) - parse_window(since)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--since") from None
+    with _registry(kwargs) as registry:
+        try:
+            scorer = Scorer.load(registry.fetch(version, default_cache_dir()))
+        except ModelLoadError as error:
+            raise click.ClickException(f"version {version} does not load: {error}") from None
+        url = load_settings(RegistryCliSettings, kwargs).database_url_value()
+        total = backfill.to_rescore(url, version, start)
+        with click.progressbar(length=total, label=f"rescoring with {version}") as bar:
+            written = backfill.rescore(
+                url, scorer, start, page=page, pause_s=pause_ms / 1000, progress=bar.update
+            )
+    click.echo(f"{written} posts scored by {version} into shadow_scores")
+
+
+COMMANDS = (
+    register, versions, promote, rollback, shadow, retire, history, compare_live, rescore,
+)  # fmt: skip

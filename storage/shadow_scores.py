@@ -33,6 +33,39 @@ GROUP BY 1, 2, 3
 """
 
 
+# Stored posts a version has not scored yet, in key order after a position (keyset paging: a
+# page costs the same at the start and the end, and a rerun resumes where one stopped). The
+# time bound prunes the partitions; posts without a Kafka timestamp are not rescored.
+NOT_YET_SHADOWED = """
+SELECT p.kafka_timestamp, p.kafka_topic, p.kafka_partition, p.kafka_offset, p.post_id, p.text,
+       p.label, p.model_version
+FROM scored_posts p
+WHERE p.kafka_timestamp >= %(since)s AND p.label IS NOT NULL
+  AND (p.kafka_timestamp, p.kafka_topic, p.kafka_partition, p.kafka_offset)
+      > (%(at)s, %(topic)s, %(partition)s, %(offset)s)
+  AND NOT EXISTS (
+      SELECT 1 FROM shadow_scores s
+      WHERE s.model_version = %(version)s AND s.kafka_topic = p.kafka_topic
+        AND s.kafka_partition = p.kafka_partition AND s.kafka_offset = p.kafka_offset
+        AND s.kafka_timestamp = p.kafka_timestamp)
+ORDER BY 1, 2, 3, 4
+LIMIT %(limit)s
+"""
+
+COUNT_NOT_YET_SHADOWED = """
+SELECT count(*) FROM scored_posts p
+WHERE p.kafka_timestamp >= %(since)s AND p.label IS NOT NULL
+  AND NOT EXISTS (
+      SELECT 1 FROM shadow_scores s
+      WHERE s.model_version = %(version)s AND s.kafka_topic = p.kafka_topic
+        AND s.kafka_partition = p.kafka_partition AND s.kafka_offset = p.kafka_offset
+        AND s.kafka_timestamp = p.kafka_timestamp)
+"""
+
+# Where a page ends: (kafka_timestamp, topic, partition, offset) of its last post.
+PageKey = tuple[datetime, str, int, int]
+
+
 @dataclass(frozen=True)
 class ShadowRow:
     topic: str
@@ -74,3 +107,26 @@ def shadow_confusion(
     scored since ``since``."""
     rows = conn.execute(CONFUSION, (shadow_version, since)).fetchall()
     return {(active, a, s): int(n) for active, a, s, n in rows}
+
+
+def not_yet_shadowed(
+    conn: psycopg.Connection[Any], version: str, since: datetime, after: PageKey, limit: int
+) -> list[tuple[Any, ...]]:
+    """Up to ``limit`` stored posts after ``after`` that ``version`` has no row for:
+    (kafka_timestamp, topic, partition, offset, post_id, text, label, model_version)."""
+    at, topic, partition, offset = after
+    params = {
+        "since": since,
+        "version": version,
+        "at": at,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "limit": limit,
+    }
+    return conn.execute(NOT_YET_SHADOWED, params).fetchall()
+
+
+def count_not_yet_shadowed(conn: psycopg.Connection[Any], version: str, since: datetime) -> int:
+    row = conn.execute(COUNT_NOT_YET_SHADOWED, {"since": since, "version": version}).fetchone()
+    return int(row[0]) if row else 0

@@ -8,12 +8,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from consumer.shadow import ShadowScoring, sampled
 from model.scorer import Scorer
 from observability.metrics import PipelineMetrics
 from registry.live import LiveScorer
 from registry.store import ModelRegistry
+from sentiment_stream.cli import main
 from stream_core.records import ScoredPost
 from tests.fixtures import pipeline as support
 from tests.fixtures.registry import model_copy
@@ -83,3 +85,40 @@ def test_the_shadow_scores_its_sample_beside_the_active_version(
     served = comparison.confusion[active]
     assert sum(n for row in served.values() for n in row.values()) == total
     assert comparison.shadow_quality["n"] == 0  # no gold labels on this stream
+
+
+def test_rescore_backfills_stored_posts_and_resumes(
+    kafka_bootstrap: str, database_url: str, topic: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    support.migrated(database_url)
+    registry = ModelRegistry(database_url)
+    candidate = model_copy(tiny_model_dir, tmp_path / "c", "tiny-rotated", rotate_labels=True)
+    registry.register(candidate, actor="test")
+    support.create_topic(kafka_bootstrap, topic, 2)
+    settings = support.settings_for(kafka_bootstrap, database_url, topic)
+    with support.running_pipeline(settings, Scorer.load(tiny_model_dir)):
+        values = [support.post_value(i) for i in range(120)]
+        support.produce(kafka_bootstrap, topic, values, partitions=2)
+        support.wait_until(lambda: support.row_count(database_url) == 120, 60, "all rows")
+
+    def rescore() -> str:
+        result = CliRunner().invoke(
+            main,
+            ["model", "rescore", "tiny-rotated", "--since", "1h", "--page", "50"],
+            env={
+                "DATABASE_URL": database_url,
+                "SENTIMENT_LOG_LEVEL": "ERROR",
+                "XDG_CACHE_HOME": str(tmp_path / "cache"),
+            },
+        )
+        assert result.exit_code == 0, result.output
+        return result.output.splitlines()[-1]
+
+    assert rescore() == "120 posts scored by tiny-rotated into shadow_scores"
+    assert rescore() == "0 posts scored by tiny-rotated into shadow_scores"  # nothing left
+    assert support.query(
+        database_url,
+        "SELECT count(*), count(DISTINCT (kafka_topic, kafka_partition, kafka_offset))"
+        " FROM shadow_scores s JOIN scored_posts p"
+        " USING (kafka_topic, kafka_partition, kafka_offset, kafka_timestamp)",
+    ) == [(120, 120)]
