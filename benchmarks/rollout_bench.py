@@ -109,7 +109,9 @@ def run_once(
     timeline = Timeline(expected=len(texts))
     metrics, state = PipelineMetrics(), PipelineState(model_loaded=True)
     shadow = ShadowScoring(live.shadow, url, metrics)
-    settings = settings_for(bootstrap, url, topic, args)
+    settings = settings_for(
+        bootstrap, url, topic, batch_size=args.batch_size, batch_wait_ms=args.batch_wait_ms
+    )
     pipeline = build_pipeline(
         settings, scorer=live, metrics=metrics, state=state, observers=[timeline, shadow]
     )
