@@ -78,7 +78,12 @@ def consume(**kwargs: Any) -> None:
         observers = list(runtime.observers)
         if live is not None:
             listener = _follow_registry(settings, live, local)
-            shadow = ShadowScoring(live.shadow, settings.database_url_value(), metrics)
+            shadow = ShadowScoring(
+                live.shadow,
+                settings.database_url_value(),
+                metrics,
+                active=lambda: live.version,
+            )
             shadow.start()
             observers.append(shadow)
             if settings.auto_rollback:

@@ -61,6 +61,8 @@ class ScoreStep:
     ) -> None:
         self._routing = routing or Routes.everything(scorer)
         self._metrics = metrics
+        # The writer's order of the probabilities (``scorer``'s labels, as the sink was given).
+        self._labels = tuple(scorer.labels)
 
     def process(self, batch: Batch) -> Batch:
         if not batch.posts:
@@ -75,21 +77,28 @@ class ScoreStep:
             else:
                 by_model.setdefault(id(scorer), (scorer, []))[1].append(i)
         for scorer, indices in by_model.values():
-            for i, post in zip(indices, _scored(scorer, [posts[i] for i in indices]), strict=True):
+            scored = _scored(scorer, [posts[i] for i in indices], self._labels)
+            for i, post in zip(indices, scored, strict=True):
                 posts[i] = post
         batch.posts = posts
         self._metrics.inference_seconds.observe(time.perf_counter() - started)
         return batch
 
 
-def _scored(scorer: BatchScorer, posts: Sequence[ScoredPost]) -> list[ScoredPost]:
-    """``posts`` labelled by ``scorer``, in one call; a swappable scorer's current model is
-    taken once, so the rows carry the version that really scored them."""
+def _scored(
+    scorer: BatchScorer, posts: Sequence[ScoredPost], order: Sequence[str]
+) -> list[ScoredPost]:
+    """``posts`` labelled by ``scorer``, in one call, their probabilities in ``order``; a
+    swappable scorer's current model is taken once, so the rows carry the version that really
+    scored them (a registry version may name its outputs in another order)."""
     if isinstance(scorer, SwappableScorer):
         scorer = scorer.current()
     result = scorer.score([post.text for post in posts])
     labels, version = scorer.labels, scorer.version
     rows: list[list[float]] = result.probabilities.tolist()
+    if tuple(labels) != tuple(order):
+        columns = [labels.index(name) for name in order]
+        rows = [[row[i] for i in columns] for row in rows]
     label_ids: list[int] = result.label_ids.tolist()
     return [
         replace(

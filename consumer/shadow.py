@@ -51,7 +51,9 @@ class _Work:
 class ShadowScoring:
     """The :class:`~stream_core.events.BatchObserver` that runs the shadow version on the side.
 
-    ``shadow`` gives the shadow scorer and its sample share, or None (``LiveScorer.shadow``).
+    ``shadow`` gives the shadow scorer and its sample share, or None (``LiveScorer.shadow``);
+    ``active``, the active version: only the posts it scored are shadowed (not those a language
+    route's own model scored, nor the unscored ones, whose label is None).
     """
 
     def __init__(
@@ -61,8 +63,10 @@ class ShadowScoring:
         metrics: PipelineMetrics,
         *,
         queue_batches: int = QUEUE_BATCHES,
+        active: Callable[[], str] | None = None,
     ) -> None:
         self._shadow = shadow
+        self._active = active
         self._conn = LazyConnection(database_url, "sentiment-stream shadow")
         self._metrics = metrics
         self._queue: queue.Queue[_Work | None] = queue.Queue(queue_batches)
@@ -82,11 +86,13 @@ class ShadowScoring:
         if shadow is None:
             return
         scorer, share = shadow
+        active = self._active() if self._active is not None else None
         posts = [
             post
             for post in batch.posts
-            if post.label is not None
+            if post.label is not None  # unscored: no model reads its language
             and post.model_version != scorer.version
+            and (active is None or post.model_version == active)  # not a language route's
             and sampled(post, share)
         ]
         if posts:

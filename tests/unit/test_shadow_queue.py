@@ -14,15 +14,16 @@ from stream_core.records import ScoredPost
 from tests.fixtures.fakes import FakeMetadata, FakeScorer
 
 
-def post(offset: int, version: str = "active-1") -> ScoredPost:
+def post(offset: int, version: str | None = "active-1") -> ScoredPost:
     return ScoredPost(
         post_id=f"p{offset}",
         text="some text",
         topic="posts",
         partition=0,
         offset=offset,
-        label="neutral",
+        label=None if version is None else "neutral",
         model_version=version,
+        status="unscored" if version is None else "scored",
     )
 
 
@@ -60,3 +61,26 @@ def test_no_shadow_no_work() -> None:
     shadow.on_batch_committed(batch(range(5)))
     shadow.on_batch_committed(batch(range(5, 9)))
     assert metrics.shadow_posts.labels(outcome="dropped")._value.get() == 0
+
+
+def test_only_the_active_versions_scored_posts_are_shadowed() -> None:
+    metrics = PipelineMetrics()
+    shadow_scorer = cast(Scorer, FakeScorer(metadata=FakeMetadata(version="shadow-1")))
+    shadow = ShadowScoring(
+        lambda: (shadow_scorer, 1.0),
+        "postgresql://unused/db",
+        metrics,
+        queue_batches=1,
+        active=lambda: "active-1",
+    )
+    dropped = metrics.shadow_posts.labels(outcome="dropped")
+    # Unscored (no model reads its language) and a language route's model: never shadowed.
+    others = [post(1, None), post(2, "es-1")]
+    shadow.on_batch_committed(CommittedBatch(others, 2, datetime.now(UTC), "active-1"))
+    shadow.on_batch_committed(batch(range(10, 12)))  # the queue had room: nothing dropped
+    assert dropped._value.get() == 0
+    mixed = [post(20), *others]
+    shadow.on_batch_committed(CommittedBatch(mixed, 3, datetime.now(UTC), "active-1"))
+    assert dropped._value.get() == 2  # the two posts of range(10, 12) made room
+    shadow.on_batch_committed(batch(range(30, 31)))
+    assert dropped._value.get() == 3  # and the one active post of the mixed batch
