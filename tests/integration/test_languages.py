@@ -11,15 +11,20 @@ from typing import Any
 
 import pytest
 
-from consumer.routing import Routes, load_routes
+from consumer.routing import FollowingRoutes, Routes, load_routes
+from consumer.shadow import ShadowScoring
 from language.settings import LanguageSettings
 from model.data import read_split
 from model.metadata import ModelMetadata
 from model.scorer import Scorer
+from observability.metrics import PipelineMetrics
 from producer_sim.languages import mixed
 from producer_sim.simulator import Simulator, SimulatorConfig
+from registry.live import LiveScorer
+from registry.store import ModelRegistry
 from tests.fixtures import pipeline as support
 from tests.fixtures.languages import post_text
+from tests.fixtures.registry import model_copy
 
 pytestmark = pytest.mark.integration
 
@@ -46,11 +51,12 @@ def models(tiny_model_dir: Path, spanish_model_dir: Path) -> tuple[Path, Path]:
     return tiny_model_dir, spanish_model_dir
 
 
-def mixed_posts() -> list[bytes]:
+def mixed_posts(start: int = 0) -> list[bytes]:
+    """The posts of MIX, numbered from ``start``."""
     values: list[bytes] = []
     for (lang, given), count in MIX.items():
         for _ in range(count):
-            i = len(values)
+            i = start + len(values)
             fields: dict[str, Any] = {"lang": given} if given else {}
             values.append(support.post_value(i, text=post_text(lang, i), **fields))
     return values
@@ -182,3 +188,84 @@ def test_the_simulators_multilingual_stream_is_counted_per_language(
         "SELECT count(*) FROM scored_posts WHERE status = 'unscored' AND gold_label IS NOT NULL",
     )
     assert gold_of_unscored == [(n - expected["en"],)]  # labelled, yet never scored
+
+
+def test_the_registry_version_is_the_default_route_and_only_its_posts_are_shadowed(
+    kafka_bootstrap: str,
+    database_url: str,
+    topic: str,
+    models: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    """The registry's active version scores the default route's posts, before and after a
+    promotion; the Spanish model keeps its own; the shadow scores only the active version's
+    posts, never an unscored one."""
+    default_dir, spanish_model_dir = models
+    english, routes = routed(default_dir, language_models={"es": spanish_model_dir})
+    spanish = ModelMetadata.read(spanish_model_dir).version
+    support.migrated(database_url)
+    registry = ModelRegistry(database_url)
+    first = registry.register(default_dir, actor="test").version.version
+    registry.promote(first, actor="test")
+    second = "tiny-b"
+    registry.register(model_copy(default_dir, tmp_path / "b", second), actor="test")
+    registry.shadow(second, sample=1.0, actor="test")
+    live = LiveScorer(
+        registry,
+        english,
+        cache_dir=tmp_path / "cache",
+        load=lambda folder: Scorer.load(folder, threads=1),
+    )
+    live.refresh()
+    live.wait_loaded(30)
+    assert live.shadow() is not None
+    metrics = PipelineMetrics()
+    shadow = ShadowScoring(live.shadow, database_url, metrics, active=lambda: live.version)
+    shadow.start()
+    shadowed = metrics.shadow_posts.labels(outcome="scored")
+    english_posts = MIX["en", None] + MIX["en", "en"]
+    spanish_posts = MIX["es", None] + MIX["de", "es"]
+    before, after = mixed_posts(), mixed_posts(start=1000)
+    n = len(before) + len(after)
+    support.create_topic(kafka_bootstrap, topic, 1)
+    settings = support.settings_for(kafka_bootstrap, database_url, topic)
+    routing = FollowingRoutes(live, routes)
+    try:
+        with support.running_pipeline(settings, live, routing=routing, observers=[shadow]) as run:
+            support.produce(kafka_bootstrap, topic, before, partitions=1)
+            support.wait_until(
+                lambda: shadowed._value.get() >= english_posts, 90, "the shadow to catch up"
+            )
+            registry.promote(second, reason="test", actor="test")
+            live.refresh()
+            support.wait_until(lambda: live.version == second, 30, f"{second} to serve")
+            support.produce(kafka_bootstrap, topic, after, partitions=1)
+            support.wait_until(lambda: support.row_count(database_url) >= n, 90, f"{n} rows")
+        assert not run.errors
+    finally:
+        shadow.close(timeout_s=60)
+    assert sorted(
+        support.query(
+            database_url,
+            f"SELECT kafka_offset >= {len(before)}, model_version, count(*) FROM scored_posts"
+            " GROUP BY 1, 2",
+        ),
+        key=str,
+    ) == sorted(
+        [
+            (False, first, english_posts),
+            (False, spanish, spanish_posts),
+            (False, None, MIX["de", None]),
+            (True, second, english_posts),
+            (True, spanish, spanish_posts),
+            (True, None, MIX["de", None]),
+        ],
+        key=str,
+    )
+    # Shadowed: every post the active version scored while tiny-b was its shadow, nothing else.
+    assert support.query(
+        database_url,
+        "SELECT s.model_version, s.active_version, count(*), count(p.label)"
+        " FROM shadow_scores s JOIN scored_posts p USING (kafka_topic, kafka_partition,"
+        " kafka_offset, kafka_timestamp) GROUP BY 1, 2",
+    ) == [(second, first, english_posts, english_posts)]
