@@ -202,7 +202,7 @@ def rescore(version: str, since: str, page: int, pause_ms: int, **kwargs: Any) -
         except ModelLoadError as error:
             raise click.ClickException(f"version {version} does not load: {error}") from None
         url = load_settings(RegistryCliSettings, kwargs).database_url_value()
-        total = backfill.to_rescore(url, version, start)
+        total = backfill.to_rescore(url, scorer, start)
         with click.progressbar(length=total, label=f"rescoring with {version}") as bar:
             written = backfill.rescore(
                 url, scorer, start, page=page, pause_s=pause_ms / 1000, progress=bar.update

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from language.identify import UNDETERMINED
 from model.scorer import Scorer
 from registry.shadow import shadow_rows
 from storage.connection import connect
@@ -26,9 +27,15 @@ from stream_core.records import ScoredPost
 START: PageKey = (datetime.min.replace(tzinfo=UTC), "", -1, -1)
 
 
-def to_rescore(database_url: str, version: str, since: datetime) -> int:
+def languages_of(scorer: Scorer) -> list[str]:
+    """The post languages ``scorer`` reads: those its metadata declares, and ``und`` (what the
+    default route scores)."""
+    return [*scorer.metadata.languages, UNDETERMINED]
+
+
+def to_rescore(database_url: str, scorer: Scorer, since: datetime) -> int:
     with connect(database_url, "sentiment-stream rescore") as conn:
-        return count_not_yet_shadowed(conn, version, since)
+        return count_not_yet_shadowed(conn, scorer.version, languages_of(scorer), since)
 
 
 def rescore(
@@ -40,11 +47,15 @@ def rescore(
     pause_s: float = 0.0,
     progress: Callable[[int], None] = lambda n: None,
 ) -> int:
-    """Score every stored post since ``since`` that ``scorer``'s version has no row for;
-    returns how many rows were written. ``progress(n)`` after each page."""
+    """Score every stored post since ``since`` that ``scorer``'s version has no row for, in
+    the languages it reads (never an unscored one); returns how many rows were written.
+    ``progress(n)`` after each page."""
     written, after = 0, START
     with connect(database_url, "sentiment-stream rescore") as conn:
-        while rows := not_yet_shadowed(conn, scorer.version, since, after, page):
+        languages = languages_of(scorer)
+        while rows := not_yet_shadowed(
+            conn, scorer.version, since, after, page, languages=languages
+        ):
             posts = [
                 ScoredPost(
                     post_id=post_id,

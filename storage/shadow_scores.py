@@ -35,12 +35,15 @@ GROUP BY 1, 2, 3
 
 # Stored posts a version has not scored yet, in key order after a position (keyset paging: a
 # page costs the same at the start and the end, and a rerun resumes where one stopped). The
-# time bound prunes the partitions; posts without a Kafka timestamp are not rescored.
+# time bound prunes the partitions; posts without a Kafka timestamp are not rescored, nor the
+# unscored ones (label NULL), nor those in a language the version does not read (lang NULL:
+# not identified, read by the default model).
 NOT_YET_SHADOWED = """
 SELECT p.kafka_timestamp, p.kafka_topic, p.kafka_partition, p.kafka_offset, p.post_id, p.text,
        p.label, p.model_version
 FROM scored_posts p
 WHERE p.kafka_timestamp >= %(since)s AND p.label IS NOT NULL
+  AND (p.lang IS NULL OR p.lang = ANY(%(languages)s))
   AND (p.kafka_timestamp, p.kafka_topic, p.kafka_partition, p.kafka_offset)
       > (%(at)s, %(topic)s, %(partition)s, %(offset)s)
   AND NOT EXISTS (
@@ -55,6 +58,7 @@ LIMIT %(limit)s
 COUNT_NOT_YET_SHADOWED = """
 SELECT count(*) FROM scored_posts p
 WHERE p.kafka_timestamp >= %(since)s AND p.label IS NOT NULL
+  AND (p.lang IS NULL OR p.lang = ANY(%(languages)s))
   AND NOT EXISTS (
       SELECT 1 FROM shadow_scores s
       WHERE s.model_version = %(version)s AND s.kafka_topic = p.kafka_topic
@@ -110,14 +114,21 @@ def shadow_confusion(
 
 
 def not_yet_shadowed(
-    conn: psycopg.Connection[Any], version: str, since: datetime, after: PageKey, limit: int
+    conn: psycopg.Connection[Any],
+    version: str,
+    since: datetime,
+    after: PageKey,
+    limit: int,
+    *,
+    languages: Sequence[str],
 ) -> list[tuple[Any, ...]]:
-    """Up to ``limit`` stored posts after ``after`` that ``version`` has no row for:
-    (kafka_timestamp, topic, partition, offset, post_id, text, label, model_version)."""
+    """Up to ``limit`` stored posts in ``languages`` after ``after`` that ``version`` has no
+    row for: (kafka_timestamp, topic, partition, offset, post_id, text, label, model_version)."""
     at, topic, partition, offset = after
     params = {
         "since": since,
         "version": version,
+        "languages": list(languages),
         "at": at,
         "topic": topic,
         "partition": partition,
@@ -127,6 +138,9 @@ def not_yet_shadowed(
     return conn.execute(NOT_YET_SHADOWED, params).fetchall()
 
 
-def count_not_yet_shadowed(conn: psycopg.Connection[Any], version: str, since: datetime) -> int:
-    row = conn.execute(COUNT_NOT_YET_SHADOWED, {"since": since, "version": version}).fetchone()
+def count_not_yet_shadowed(
+    conn: psycopg.Connection[Any], version: str, languages: Sequence[str], since: datetime
+) -> int:
+    params = {"since": since, "version": version, "languages": list(languages)}
+    row = conn.execute(COUNT_NOT_YET_SHADOWED, params).fetchone()
     return int(row[0]) if row else 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from observability.metrics import PipelineMetrics
 from producer_sim.languages import mixed
 from producer_sim.simulator import Simulator, SimulatorConfig
 from registry.live import LiveScorer
+from registry.rescore import rescore, to_rescore
 from registry.store import ModelRegistry
 from tests.fixtures import pipeline as support
 from tests.fixtures.languages import post_text
@@ -190,7 +192,7 @@ def test_the_simulators_multilingual_stream_is_counted_per_language(
     assert gold_of_unscored == [(n - expected["en"],)]  # labelled, yet never scored
 
 
-def test_the_registry_version_is_the_default_route_and_only_its_posts_are_shadowed(
+def test_registry_versions_are_the_default_route_and_shadow_only_its_posts(
     kafka_bootstrap: str,
     database_url: str,
     topic: str,
@@ -199,7 +201,7 @@ def test_the_registry_version_is_the_default_route_and_only_its_posts_are_shadow
 ) -> None:
     """The registry's active version scores the default route's posts, before and after a
     promotion; the Spanish model keeps its own; the shadow scores only the active version's
-    posts, never an unscored one."""
+    posts, never an unscored one; a backfill only the posts in the candidate's languages."""
     default_dir, spanish_model_dir = models
     english, routes = routed(default_dir, language_models={"es": spanish_model_dir})
     spanish = ModelMetadata.read(spanish_model_dir).version
@@ -269,3 +271,8 @@ def test_the_registry_version_is_the_default_route_and_only_its_posts_are_shadow
         " FROM shadow_scores s JOIN scored_posts p USING (kafka_topic, kafka_partition,"
         " kafka_offset, kafka_timestamp) GROUP BY 1, 2",
     ) == [(second, first, english_posts, english_posts)]
+    # A backfill (`model rescore`) reads the posts in the languages the candidate reads too.
+    candidate = Scorer.load(model_copy(default_dir, tmp_path / "c", "tiny-c"), threads=1)
+    since = datetime.now(UTC) - timedelta(hours=1)
+    assert to_rescore(database_url, candidate, since) == 2 * english_posts
+    assert rescore(database_url, candidate, since) == 2 * english_posts
