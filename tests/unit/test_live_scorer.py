@@ -34,8 +34,14 @@ class FakeRegistry:
         return cache_dir / version
 
 
+class Metadata(FakeMetadata):
+    """The fake metadata with the languages a version declares (the default route's)."""
+
+    languages: tuple[str, ...] = ("en",)
+
+
 def scorer(version: str, **metadata: Any) -> Scorer:
-    return cast(Scorer, FakeScorer(metadata=FakeMetadata(version=version, **metadata)))
+    return cast(Scorer, FakeScorer(metadata=Metadata(version=version, **metadata)))
 
 
 def live_scorer(
