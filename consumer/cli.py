@@ -64,10 +64,12 @@ def consume(**kwargs: Any) -> None:
     if "batch_size" not in settings.model_fields_set:
         settings.batch_size = _batch_size_for_the_model(local, settings)
     live = _live_scorer(settings, local, metrics) if settings.model_registry else None
-    # With the registry, the default route follows its active version.
-    routing: RoutingSource = routes if live is None else FollowingRoutes(live, routes)
     scorer = live or local
     runtime = observability.start(settings, scorer, metrics, state)
+    # With the registry, the default route follows its active version, and monitoring with it.
+    routing: RoutingSource = (
+        routes if live is None else FollowingRoutes(live, routes, runtime.serve_model)
+    )
     maintenance = listener = shadow = judge = None
     try:
         try:

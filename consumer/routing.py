@@ -103,11 +103,18 @@ class LiveModel(Protocol):
 class FollowingRoutes:
     """A :class:`RoutingSource` whose default model is ``primary``'s current one: when the
     registry swaps it, the routes are rebuilt with the new version and the languages it
-    declares; the language models and the fallback stay."""
+    declares; the language models and the fallback stay. ``on_change`` hears of the new
+    version (monitoring follows it)."""
 
-    def __init__(self, primary: LiveModel, routes: Routes) -> None:
+    def __init__(
+        self,
+        primary: LiveModel,
+        routes: Routes,
+        on_change: Callable[[Scorer], None] | None = None,
+    ) -> None:
         self._primary = primary
         self._routes = routes
+        self._on_change = on_change
 
     def routes(self) -> Routes:
         routes, current = self._routes, self._primary.current()
@@ -118,6 +125,8 @@ class FollowingRoutes:
                 default=current.version,
                 default_languages=list(current.metadata.languages),
             )
+            if self._on_change is not None:
+                self._on_change(current)
         return routes
 
 

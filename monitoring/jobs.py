@@ -98,10 +98,16 @@ class MonitoringJobs:
         metrics.drift_psi_threshold.set(settings.drift_psi_threshold)
         for task in ("quality", "drift"):
             metrics.monitoring_interval.labels(task).set(settings.monitor_interval_s)
+        self.serve(served)
+
+    def serve(self, served: ServedModel) -> None:
+        """Measure ``served`` from the next run on (the model registry swapped the version)."""
+        self.served = served
         if served.reference_macro_recall is not None:
-            metrics.quality_reference_macro_recall.labels(served.version).set(
+            self.metrics.quality_reference_macro_recall.labels(served.version).set(
                 served.reference_macro_recall
             )
+        self._drift_due.reset()
 
     # --- leadership ---
 

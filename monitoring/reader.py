@@ -39,6 +39,10 @@ class MonitoringReader:
         self.offline_metrics = offline_metrics
         self.psi_threshold = psi_threshold
 
+    def serve(self, version: str, offline_metrics: Mapping[str, Any] | None) -> None:
+        """Read ``version``'s documents from now on (the model registry swapped it)."""
+        self.version, self.offline_metrics = version, offline_metrics
+
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
 

@@ -53,11 +53,25 @@ class ObservabilityRuntime:
     listener: ChangeListener | None = None
     http: HttpServer | None = None
     alert_sink: AlertSink | None = None
+    monitoring_jobs: MonitoringJobs | None = None
+    monitoring_reader: MonitoringReader | None = None
 
     @property
     def http_port(self) -> int | None:
         """The port the API listens on (None when ``http_port`` is 0)."""
         return self.http.port if self.http is not None else None
+
+    def serve_model(self, scorer: Scorer) -> None:
+        """The model registry swapped the served version: online quality, drift and
+        ``/quality``, ``/drift`` measure ``scorer`` from now on."""
+        offline = scorer.metadata.metrics
+        if self.monitoring_jobs is not None:
+            self.monitoring_jobs.serve(
+                served_model(scorer.version, tuple(scorer.labels), scorer.folder, offline)
+            )
+        if self.monitoring_reader is not None:
+            self.monitoring_reader.serve(scorer.version, offline)
+        log.info("monitoring follows the served version", version=scorer.version)
 
     def close(self) -> None:
         """Stop the HTTP server and the background roles, and flush the alerts."""
@@ -117,7 +131,8 @@ def start(
     elected.add("prune-second-counts", PRUNE_EVERY_S, fleet_spikes.prune)
     offline = scorer.metadata.metrics
     served = served_model(scorer.version, tuple(scorer.labels), scorer.folder, offline)
-    monitoring = monitoring_jobs(database_url, MonitoringJobs(settings, served, metrics.monitoring))
+    jobs = MonitoringJobs(settings, served, metrics.monitoring)
+    monitoring = monitoring_jobs(database_url, jobs)
     listener = ChangeListener(database_url, poll_s=settings.watch_poll_s)
     listener.subscribe(watch_entities.CHANNEL, watchlist.refresh)
     label_stats = OnlineLabelStats(scorer.labels)
@@ -131,6 +146,7 @@ def start(
         monitoring=monitoring,
         listener=listener,
         alert_sink=sink,
+        monitoring_jobs=jobs,
     )
     try:
         watchlist.refresh()  # the first batches are matched against the list as it is
@@ -140,6 +156,13 @@ def start(
     elected.start()
     monitoring.start()
     if settings.http_port:
+        runtime.monitoring_reader = MonitoringReader(
+            database_url,
+            scorer.version,
+            settings.windows(),
+            offline_metrics=offline,
+            psi_threshold=settings.drift_psi_threshold,
+        )
         app = create_app(
             scorer,
             state,
@@ -151,13 +174,7 @@ def start(
             live_matcher=lambda: watchlist.matcher,
             admin_token=settings.admin_token,
             language_stats=language_stats,
-            monitoring=MonitoringReader(
-                database_url,
-                scorer.version,
-                settings.windows(),
-                offline_metrics=offline,
-                psi_threshold=settings.drift_psi_threshold,
-            ),
+            monitoring=runtime.monitoring_reader,
             model_registry=ModelRegistry(database_url),
         )
         try:

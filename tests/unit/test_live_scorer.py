@@ -105,7 +105,9 @@ def test_the_default_route_follows_the_active_version_and_its_languages() -> Non
     registry = FakeRegistry(active="v1")
     live, _ = live_scorer(registry, broken=set(), v2={"languages": ("en", "fr")})
     routes = Routes(default_route(live.current()), [Route(scorer("es-1"), frozenset({"es"}))])
-    step = ScoreStep(live, PipelineMetrics(), FollowingRoutes(live, routes))
+    changes: list[str] = []
+    following = FollowingRoutes(live, routes, lambda model: changes.append(model.version))
+    step = ScoreStep(live, PipelineMetrics(), following)
 
     def versions() -> list[str | None]:
         return [post.model_version for post in step.process(batch_of("en", "es", "fr")).posts]
@@ -116,6 +118,7 @@ def test_the_default_route_follows_the_active_version_and_its_languages() -> Non
     live.wait_loaded(5)
     # The next batch: the new version, with the languages it declares; the Spanish model stays.
     assert versions() == ["v2", "es-1", "v2"]
+    assert changes == ["v2"]  # monitoring hears of it once
 
 
 def test_without_routes_a_batch_carries_the_version_that_scored_it() -> None:

@@ -8,11 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from model.profile import PROFILE_FILE
 from model.settings import DEFAULT_MODEL_DIR
-from monitoring.jobs import _Due, served_model
+from monitoring.jobs import MonitoringJobs, _Due, served_model
+from monitoring.metrics import MonitoringMetrics
 from monitoring.settings import MonitoringSettings
 
 LABELS = ("negative", "neutral", "positive")
@@ -55,3 +57,14 @@ def test_served_model_knows_its_reference_or_says_why_not(tmp_path: Path) -> Non
     (folder / PROFILE_FILE).write_text("not json")
     broken = served_model("v", LABELS, folder, None)
     assert broken.profile is None and "cannot read" in (broken.unavailable_reason or "")
+
+
+def test_the_jobs_measure_the_version_the_registry_swapped_in() -> None:
+    metrics = MonitoringMetrics(CollectorRegistry())
+    jobs = MonitoringJobs(
+        MonitoringSettings(), served_model("v1", LABELS, None, {"macro_recall": 0.7}), metrics
+    )
+    jobs.serve(served_model("v2", LABELS, DEFAULT_MODEL_DIR, {"macro_recall": 0.69}))
+    assert jobs.served.version == "v2" and jobs.served.profile is not None
+    reference = metrics.quality_reference_macro_recall
+    assert reference.labels("v2")._value.get() == pytest.approx(0.69)
