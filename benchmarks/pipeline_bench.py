@@ -10,12 +10,16 @@ wall-clock rates between runs, rates per CPU-second far less):
    not), measured before and after the pipeline runs;
 2. with ``--sweep``: the scorer alone (tokenising, sorting, padding, softmax) on micro-batches
    x sub-batches x padded-token budgets, as a share of the ceiling;
-3. the pipeline on a backlog, at its default settings and at each ``--batch-size`` given:
+3. the pipeline on a backlog, at its default settings, at each ``--batch-size`` and each
+   ``--run-tokens`` (padded tokens per ``session.run``) given:
    sustained tweets/s and tweets per CPU-second of the whole process tree (this process, the
    broker, PostgreSQL), each as a share of the ceiling (target >= 90%);
 4. end-to-end latency (post created -> row committed) with tweets produced at half the
-   ceiling, for each batch wait x broker fetch wait given: p50, p99 and where the slowest 1%
-   spent their time (broker and fetch, batch wait and hand-over, model, write and commit);
+   ceiling (or ``--latency-rate``), for each batch wait x broker fetch wait x run tokens given,
+   over ``--rounds`` interleaved rounds: p50, p99, where the slowest 1% spent their time
+   (broker and fetch, in the open batch, queued for the steps, the steps, the write), and the
+   batches (sizes, the steps' time and rate, how busy they were, the sizes of the batches
+   before the slowest one: a cascade of growing batches shows there);
 5. peak memory of this process (it runs the pipeline).
 
 The last line is JSON. The broker and PostgreSQL are the embedded ones unless given::
@@ -49,6 +53,7 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from benchmarks.machine import cpu_description
+from consumer.batching import MicroBatcher
 from consumer.build import batch_steps, build_pipeline, write_parts
 from consumer.settings import Settings
 from model.bench import Ceiling, best_ceiling, cpu
@@ -162,9 +167,9 @@ def bench_sink(url: str, texts: Sequence[str]) -> dict[str, dict[int, float]]:
 
 # --- the scorer alone: micro-batch x sub-batch x token budget (--sweep) ---------------------
 
-SWEEP_MICRO_BATCHES = (64, 256, 1024)
+SWEEP_MICRO_BATCHES = (32, 64, 256, 1024)
 SWEEP_SUB_BATCHES = (32, 64)
-SWEEP_TOKEN_BUDGETS = (None, 4096)
+SWEEP_TOKEN_BUDGETS = (None, 256, 512, 1024)
 
 
 @dataclass(frozen=True)
@@ -244,7 +249,43 @@ class StepStamp:
         return batch
 
 
-STAGES = ("broker and fetch", "batch wait and hand-over", "model", "write and commit")
+class CutStamps(MicroBatcher):
+    """The pipeline's batcher, noting when each batch was cut (keyed by its first post)."""
+
+    def __init__(self, batcher: MicroBatcher, stamps: dict[Key, float]) -> None:
+        vars(self).update(vars(batcher))
+        self._stamps = stamps
+
+    def take(self) -> Batch | None:
+        batch = super().take()
+        if batch is not None and batch.posts:
+            first = batch.posts[0]
+            self._stamps[(first.partition, first.offset)] = time.time()
+        return batch
+
+
+STAGES = ("broker and fetch", "in the open batch", "queued for the steps", "steps", "write")
+
+
+@dataclass(frozen=True)
+class BatchTimes:
+    """One committed batch: its posts, when it was cut, went through the steps, was stored."""
+
+    posts: int
+    cut: float
+    steps_start: float
+    steps_end: float
+    committed: float
+
+    def stages_of(self, created: float, fetched: float) -> tuple[float, ...]:
+        """Seconds a post created and fetched at these times spent in each of ``STAGES``."""
+        return (
+            fetched - created,
+            self.cut - fetched,
+            self.steps_start - self.cut,
+            self.steps_end - self.steps_start,
+            self.committed - self.steps_end,
+        )
 
 
 @dataclass
@@ -255,7 +296,9 @@ class Timeline:
     commits: list[tuple[float, int]] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     stages: list[tuple[float, ...]] = field(default_factory=list)
+    batches: list[BatchTimes] = field(default_factory=list)
     fetched: dict[Key, float] = field(default_factory=dict)
+    cut: dict[Key, float] = field(default_factory=dict)
     model_start: dict[Key, float] = field(default_factory=dict)
     model_end: dict[Key, float] = field(default_factory=dict)
     started_at: float | None = None  # monotonic, when the first record was fetched
@@ -275,17 +318,20 @@ class Timeline:
         self.commits.append((time.monotonic(), len(batch.posts)))
         committed = batch.committed_at.timestamp()
         first = (batch.posts[0].partition, batch.posts[0].offset) if batch.posts else (0, 0)
+        cut = self.cut.get(first)
         start, end = self.model_start.get(first), self.model_end.get(first)
+        times = None
+        if cut is not None and start is not None and end is not None:
+            times = BatchTimes(len(batch.posts), cut, start, end, committed)
+            self.batches.append(times)
         for post in batch.posts:
             if post.created_at is None:
                 continue
             created = post.created_at.timestamp()
             self.latencies.append(committed - created)
             fetched = self.fetched.get((post.partition, post.offset))
-            if fetched is not None and start is not None and end is not None:
-                self.stages.append(
-                    (fetched - created, start - fetched, end - start, committed - end)
-                )
+            if fetched is not None and times is not None:
+                self.stages.append(times.stages_of(created, fetched))
         if sum(n for _, n in self.commits) >= self.expected:
             self.cpu_at_end = process_tree_cpu_s()
             self.own_cpu_at_end = time.process_time()
@@ -309,6 +355,32 @@ class Timeline:
         threshold = percentile([sum(s) for s in self.stages], q)
         slow = [s for s in self.stages if sum(s) >= threshold]
         return {name: statistics.fmean(s[i] for s in slow) for i, name in enumerate(STAGES)}
+
+    def batch_figures(self) -> dict[str, Any]:
+        """The batches: sizes (p50, p90, max), seconds in the steps and queued for them (p50,
+        p99), the steps' posts per second, and the sizes of the ten batches before the
+        slowest one committed (a cascade shows as sizes that grow)."""
+        if len(self.batches) < 2:
+            return {}
+        sizes = [b.posts for b in self.batches]
+        steps = [b.steps_end - b.steps_start for b in self.batches]
+        queued = [b.steps_start - b.cut for b in self.batches]
+        writes = [b.committed - b.steps_end for b in self.batches]
+        slowest = max(
+            range(len(self.batches)), key=lambda i: self.batches[i].committed - self.batches[i].cut
+        )
+        return {
+            "batches": len(sizes),
+            "size_p50_p90_max": [percentile(sizes, 0.5), percentile(sizes, 0.9), max(sizes)],
+            "steps_s_p50_p99": [round(percentile(steps, q), 3) for q in (0.5, 0.99)],
+            "queued_s_p50_p99": [round(percentile(queued, q), 3) for q in (0.5, 0.99)],
+            "write_s_p50_p99": [round(percentile(writes, q), 3) for q in (0.5, 0.99)],
+            "steps_posts_per_s": round(sum(sizes) / sum(steps), 1),
+            "steps_busy_share": round(
+                sum(steps) / (self.batches[-1].steps_end - self.batches[0].steps_start), 3
+            ),
+            "sizes_before_slowest": sizes[max(0, slowest - 9) : slowest + 1],
+        }
 
 
 def create_topic(bootstrap: str, topic: str) -> None:
@@ -346,6 +418,7 @@ def run_pipeline(
         settings, scorer=scorer, metrics=metrics, state=state, observers=[timeline], steps=steps
     )
     pipeline._reader = FetchStamps(pipeline._reader, timeline)
+    pipeline._batcher = CutStamps(pipeline._batcher, timeline.cut)
     runner = threading.Thread(target=pipeline.run, name="pipeline")
     runner.start()
     try:
@@ -358,6 +431,48 @@ def run_pipeline(
     finally:
         pipeline.stop()
         runner.join(60)
+
+
+def measure_latency(
+    settings: Settings, scorer: Scorer, texts: Sequence[str], rate: float, round_number: int
+) -> dict[str, Any]:
+    """The pipeline on a fresh topic fed ``texts`` at ``rate`` per second once it is assigned:
+    latency percentiles, where the slowest 1% spent their time, and the batches (printed)."""
+    bootstrap = settings.bootstrap_servers
+    create_topic(bootstrap, settings.topic)
+    live = Timeline(expected=len(texts))
+    run_pipeline(
+        settings,
+        scorer,
+        live,
+        feed=lambda: threading.Thread(
+            target=produce, args=(bootstrap, settings.topic, texts, rate), daemon=True
+        ).start(),
+    )
+    p50, p99 = percentile(live.latencies, 0.5), percentile(live.latencies, 0.99)
+    tail, batches = live.tail(), live.batch_figures()
+    fetch_ms = settings.consumer_kafka_config()["fetch.wait.max.ms"]
+    print(
+        f"round {round_number}: latency at {rate:,.1f} tweets/s, batch wait "
+        f"{settings.batch_wait_ms} ms, fetch wait {fetch_ms} ms, run tokens "
+        f"{scorer.max_tokens or 'none'}: p50 {p50:.3f} s, "
+        f"p99 {p99:.3f} s; slowest 1%: "
+        + ", ".join(f"{name} {seconds:.3f} s" for name, seconds in tail.items())
+        + f" (load {os.getloadavg()[0]:.1f})\n  batches: "
+        + ", ".join(f"{name} {value}" for name, value in batches.items()),
+        flush=True,
+    )
+    return {
+        "round": round_number,
+        "batch_wait_ms": settings.batch_wait_ms,
+        "fetch_wait_ms": int(fetch_ms),
+        "run_tokens": scorer.max_tokens,
+        "p50_s": round(p50, 3),
+        "p99_s": round(p99, 3),
+        "slowest_1pct_s": {name: round(seconds, 3) for name, seconds in tail.items()},
+        "batches": batches,
+        "load": round(os.getloadavg()[0], 1),
+    }
 
 
 def settings_for(bootstrap: str, url: str, topic: str, **overrides: Any) -> Settings:
@@ -402,6 +517,12 @@ def mean_ceiling(a: Ceiling, b: Ceiling) -> Ceiling:
     )
 
 
+def with_run_tokens(scorer: Scorer, tokens: int) -> Scorer:
+    """``scorer`` as loaded (``tokens`` < 0), or with runs of at most ``tokens`` padded tokens
+    (0: runs of ``batch_size`` texts whatever their length)."""
+    return scorer if tokens < 0 else scorer.resized(scorer.batch_size, tokens or None)
+
+
 def ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part]
 
@@ -419,9 +540,27 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="The scorer-alone sweep (2).")
     parser.add_argument("--sweep-tweets", type=int, default=1024)
     parser.add_argument("--sink", action="store_true", help="COPY vs multi-row INSERT too.")
-    parser.add_argument("--batch-wait-ms", type=ints, default=[100, 50, 25])
-    parser.add_argument("--fetch-wait-ms", type=ints, default=[100, 25])
+    parser.add_argument("--batch-wait-ms", type=ints, default=[50])
+    parser.add_argument("--fetch-wait-ms", type=ints, default=[100])
+    parser.add_argument(
+        "--run-tokens",
+        type=ints,
+        default=[-1],
+        help="Padded tokens per session.run of the latency runs (-1: the scorer's default, 0: "
+        "runs of 32 texts whatever their length).",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="Latency runs of each arrangement, interleaved."
+    )
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        help="Posts/s of the latency runs [default: half the ceiling].",
+    )
+    parser.add_argument(
+        "--latency-only", action="store_true", help="Skip the backlog runs (3): the ceiling once."
+    )
     parser.add_argument(
         "--tweeteval",
         type=Path,
@@ -470,67 +609,73 @@ def main() -> None:
                     f"sink, batches of {size}: COPY {sink['copy'][size]:,.0f} rows/s, "
                     f"multi-row INSERT {sink['insert'][size]:,.0f} rows/s"
                 )
-        backlog: dict[int, Rate] = {}
-        for batch_size in [defaults.batch_size, *args.batch_size]:
+        backlog: dict[str, Rate] = {}
+        backlog_runs = [(defaults.batch_size, -1)]
+        backlog_runs += [(size, -1) for size in args.batch_size]
+        backlog_runs += [(defaults.batch_size, t) for t in args.run_tokens if t >= 0]
+        for batch_size, tokens in [] if args.latency_only else backlog_runs:
             topic = f"bench-{uuid.uuid4().hex[:8]}"
             create_topic(bootstrap, topic)
             produce(bootstrap, topic, texts)
             timeline = Timeline(expected=len(texts))
+            sized = with_run_tokens(scorer, tokens)
             run_pipeline(
-                settings_for(bootstrap, url, topic, batch_size=batch_size), scorer, timeline
+                settings_for(bootstrap, url, topic, batch_size=batch_size), sized, timeline
             )
-            backlog[batch_size] = timeline.sustained()
+            name = f"micro-batch {batch_size}, run tokens {sized.max_tokens or 'none'}"
+            if (batch_size, tokens) == backlog_runs[0]:
+                name += " (defaults)"
+            measured = backlog[name] = timeline.sustained()
             print(
-                f"pipeline on a backlog, micro-batch {batch_size}"
-                f"{' (default)' if batch_size == defaults.batch_size else ''}: "
-                f"{backlog[batch_size].tweets_per_s:,.1f} tweets/s, "
-                f"{backlog[batch_size].tweets_per_cpu_s:,.1f} per CPU-s of the process tree, "
-                f"{backlog[batch_size].consumer_tweets_per_cpu_s:,.1f} of the consumer's own "
+                f"pipeline on a backlog, {name}: {measured.tweets_per_s:,.1f} tweets/s, "
+                f"{measured.tweets_per_cpu_s:,.1f} per CPU-s of the process tree, "
+                f"{measured.consumer_tweets_per_cpu_s:,.1f} of the consumer's own "
                 f"(load {os.getloadavg()[0]:.1f})",
                 flush=True,
             )
-        after = measure_ceiling(args.model, texts)
-        top = mean_ceiling(before, after)
-        for batch_size, measured in backlog.items():
-            print(f"micro-batch {batch_size}: {measured.share_of(top)} of the ceiling")
+        top = (
+            before
+            if args.latency_only
+            else mean_ceiling(before, measure_ceiling(args.model, texts))
+        )
+        for name, measured in backlog.items():
+            print(f"{name}: {measured.share_of(top)} of the ceiling")
 
-        rate = top.tweets_per_s / 2
+        rate = args.latency_rate or top.tweets_per_s / 2
         paced = [tweets[i % len(tweets)] for i in range(int(rate * args.latency_seconds))]
         latency: list[dict[str, Any]] = []
-        for wait_ms in args.batch_wait_ms:
-            for fetch_ms in args.fetch_wait_ms:
-                topic = f"bench-{uuid.uuid4().hex[:8]}"
-                create_topic(bootstrap, topic)
-                live = Timeline(expected=len(paced))
-                run_pipeline(
-                    settings_for(
-                        bootstrap, url, topic, batch_wait_ms=wait_ms, fetch_wait_ms=fetch_ms
-                    ),
-                    scorer,
-                    live,
-                    feed=lambda topic=topic: threading.Thread(
-                        target=produce, args=(bootstrap, topic, paced, rate), daemon=True
-                    ).start(),
-                )
-                p50, p99 = percentile(live.latencies, 0.5), percentile(live.latencies, 0.99)
-                tail = live.tail()
-                sizes = [n for _, n in live.commits]
-                print(
-                    f"latency at {rate:,.1f} tweets/s, batch wait {wait_ms} ms, fetch wait "
-                    f"{fetch_ms} ms: p50 {p50:.3f} s, p99 {p99:.3f} s; mean batch "
-                    f"{statistics.fmean(sizes):.0f} posts; slowest 1%: "
-                    + ", ".join(f"{name} {seconds:.3f} s" for name, seconds in tail.items())
-                    + f" (load {os.getloadavg()[0]:.1f})",
-                    flush=True,
-                )
+        arrangements = [
+            (wait_ms, fetch_ms, tokens)
+            for wait_ms in args.batch_wait_ms
+            for fetch_ms in args.fetch_wait_ms
+            for tokens in args.run_tokens
+        ]
+        p99s: dict[tuple[int, ...], list[float]] = {arrangement: [] for arrangement in arrangements}
+        for round_number in range(1, args.rounds + 1):
+            for arrangement in arrangements:
+                wait_ms, fetch_ms, tokens = arrangement
                 latency.append(
-                    {
-                        "batch_wait_ms": wait_ms,
-                        "fetch_wait_ms": fetch_ms,
-                        "p50_s": round(p50, 3),
-                        "p99_s": round(p99, 3),
-                        "slowest_1pct_s": {k: round(v, 3) for k, v in tail.items()},
-                    }
+                    measure_latency(
+                        settings_for(
+                            bootstrap,
+                            url,
+                            f"bench-{uuid.uuid4().hex[:8]}",
+                            batch_wait_ms=wait_ms,
+                            fetch_wait_ms=fetch_ms,
+                        ),
+                        with_run_tokens(scorer, tokens),
+                        paced,
+                        rate,
+                        round_number,
+                    )
+                )
+                p99s[arrangement].append(latency[-1]["p99_s"])
+        if args.rounds > 1:
+            for (wait_ms, fetch_ms, tokens), runs in p99s.items():
+                print(
+                    f"batch wait {wait_ms} ms, fetch wait {fetch_ms} ms, run tokens "
+                    f"{'default' if tokens < 0 else tokens or 'none'}: p99 median "
+                    f"{statistics.median(runs):.3f} s of " + ", ".join(f"{p:.3f}" for p in runs)
                 )
 
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -539,7 +684,7 @@ def main() -> None:
         ceiling_tweets_per_s=round(top.tweets_per_s, 1),
         ceiling_tweets_per_cpu_s=round(top.tweets_per_cpu_s, 1),
         pipeline={
-            size: {
+            name: {
                 "tweets_per_s": round(r.tweets_per_s, 1),
                 "tweets_per_cpu_s": round(r.tweets_per_cpu_s, 1),
                 "share_wall": round(r.tweets_per_s / top.tweets_per_s, 3),
@@ -548,7 +693,7 @@ def main() -> None:
                     (r.consumer_tweets_per_cpu_s or 0.0) / top.tweets_per_cpu_s, 3
                 ),
             }
-            for size, r in backlog.items()
+            for name, r in backlog.items()
         },
         latency_rate_tweets_per_s=round(rate, 1),
         latency=latency,

@@ -29,6 +29,12 @@ _MODEL_INPUTS = frozenset({"input_ids", "attention_mask", "token_type_ids"})
 Device = Literal["auto", "cpu", "cuda"]
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
+# Padded tokens per session.run on a CPU (texts x the longest): a micro-batch of a few dozen
+# posts is then cut into runs of similar length instead of one run padded to its longest post.
+# Measured on 2 cores (benchmarks/pipeline_bench.py --sweep, docs/pipeline.md): micro-batches
+# of 32 and 64 posts ran 1.4-1.6x faster per CPU-second than with runs of 32 texts, and 1,024
+# posts 5-10% faster. A GPU wants large runs: no budget there.
+CPU_RUN_TOKENS = 512
 
 
 class ModelLoadError(RuntimeError):
@@ -122,8 +128,9 @@ class Scorer:
 
         ``name``: the catalogue name the folder was chosen by, shown by ``/model``;
         ``device``: see :func:`execution_providers`; ``batch_size`` and ``max_tokens``: see
-        :meth:`batches`; ``spin``: ONNX Runtime's threads spin between runs instead of sleeping
-        (see ``_load_session``).
+        :meth:`batches` (``max_tokens`` None: ``CPU_RUN_TOKENS`` on the CPU, none on a GPU;
+        ``resized`` gives a scorer with no budget); ``spin``: ONNX Runtime's threads spin
+        between runs instead of sleeping (see ``_load_session``).
         """
         folder = Path(model_dir)
         if not folder.is_dir():
@@ -148,6 +155,8 @@ class Scorer:
         tokenizer = _load_tokenizer(folder / TOKENIZER_FILE, metadata.max_length)
         session = _load_session(onnx_path, threads or available_cores(), device, spin=spin)
         _check_signature(session, metadata, onnx_path)
+        if max_tokens is None and session.get_providers()[0] == _CPU:
+            max_tokens = CPU_RUN_TOKENS
         log.info(
             "model loaded",
             model_dir=str(folder),
@@ -155,6 +164,7 @@ class Scorer:
             quantization=metadata.quantization,
             threads=threads or available_cores(),
             providers=session.get_providers(),
+            run_tokens=max_tokens,
         )
         return cls(
             metadata,

@@ -211,3 +211,65 @@ def test_consume_times_the_model_when_no_batch_size_is_set() -> None:
 
     settings = Settings(shutdown_timeout_s=1, _env_file=None)  # type: ignore[call-arg]
     assert 50 <= _batch_size_for_the_model(Slow(), settings) <= 100  # 400 x 1 s / 4
+
+
+def stream_through_a_model(
+    posts_per_s: float,
+    seconds: float,
+    *,
+    per_batch_s: float = 0.01,
+    per_post_s: float = 0.001,
+    stall: tuple[float, float] | None = None,
+    max_posts: int = 1024,
+    max_wait_s: float = 0.05,
+) -> tuple[list[int], list[float]]:
+    """A fake-clock poller and model: posts arrive evenly, the model takes ``per_batch_s`` +
+    ``per_post_s`` per post for a batch (plus ``stall`` = (at, seconds) once), and the poller
+    asks the batcher every millisecond. Returns the sizes of the batches cut, in order, and
+    each post's time in the open batch (from its arrival to its batch's cut)."""
+    clock = FakeClock()
+    start = clock.now
+    batcher = MicroBatcher(max_posts=max_posts, max_wait_s=max_wait_s, clock=clock)
+    sizes: list[int] = []
+    held: list[float] = []
+    arrived: dict[int, float] = {}
+    busy_until = start
+    sent = 0
+    tick = 0.001
+    while clock.now - start < seconds:
+        while sent < (clock.now - start) * posts_per_s:
+            arrived[sent] = clock.now
+            batcher.add(record(sent), post())
+            sent += 1
+        if batcher.ready(model_idle=clock.now >= busy_until):
+            batch = batcher.take()
+            assert batch is not None
+            sizes.append(len(batch))
+            held += [clock.now - arrived[r.offset] for r, _ in batch.accepted]
+            took = per_batch_s + per_post_s * len(batch)
+            if stall is not None and clock.now - start >= stall[0]:
+                took, stall = took + stall[1], None
+            busy_until = max(busy_until, clock.now) + took
+        clock.now += tick
+    return sizes, held
+
+
+def test_moderate_load_keeps_batches_bounded_and_a_stall_does_not_cascade() -> None:
+    # Half of what the model can score: batches are cut by time, about rate x wait posts.
+    sizes, held = stream_through_a_model(500, 10)
+    assert max(sizes[5:]) <= 30 and max(held) <= 0.05 + 0.002
+    # One batch stalls for a second: the next is large (it held what came meanwhile), and each
+    # one after is cut as the model frees up, so they shrink back, never grow (no cascade).
+    sizes, _held = stream_through_a_model(500, 10, stall=(5.0, 1.0))
+    big = sizes.index(max(sizes))
+    assert 450 <= sizes[big] <= 560
+    after = sizes[big : big + 6]
+    assert after == sorted(after, reverse=True)
+    assert max(sizes[big + 6 :]) <= 30
+
+
+def test_a_backlog_is_scored_in_full_batches_and_a_trickle_is_never_held_past_the_wait() -> None:
+    sizes, _held = stream_through_a_model(2000, 5)  # twice what the model scores: a backlog
+    assert sizes[-1] == 1024 and sizes.count(1024) >= 3
+    sizes, held = stream_through_a_model(20, 10)
+    assert max(sizes) <= 2 and max(held) <= 0.05 + 0.001

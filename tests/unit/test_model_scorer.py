@@ -11,7 +11,7 @@ import pytest
 from model.data import read_split
 from model.export import export_model
 from model.metadata import ModelMetadata
-from model.scorer import EmptyTextError, Prediction, Scorer
+from model.scorer import CPU_RUN_TOKENS, EmptyTextError, Prediction, Scorer
 
 ODD_TWEETS = [
     "😂😂😂 best day ever 🎉🔥 #blessed",
@@ -193,7 +193,7 @@ def test_a_token_budget_shortens_the_runs_of_long_texts(
     fp32_model_dir: Path, tweets: list[str]
 ) -> None:
     texts = tweets[:200]
-    plain = Scorer.load(fp32_model_dir, batch_size=64)
+    plain = Scorer.load(fp32_model_dir).resized(64)  # runs of 64 texts, whatever their length
     budget = Scorer.load(fp32_model_dir, batch_size=64, max_tokens=600)
     runs = [feeds["input_ids"].shape for _rows, feeds in budget.batches(texts)]
     assert all(rows * width <= 600 or rows == 1 for rows, width in runs)
@@ -204,3 +204,21 @@ def test_a_token_budget_shortens_the_runs_of_long_texts(
     )
     with pytest.raises(ValueError, match="max_tokens"):
         Scorer.load(fp32_model_dir, max_tokens=0)
+
+
+def test_on_the_cpu_a_micro_batch_is_cut_into_runs_of_similar_length(
+    fp32_model_dir: Path, tweets: list[str]
+) -> None:
+    scorer = Scorer.load(fp32_model_dir, device="cpu")
+    assert scorer.max_tokens == CPU_RUN_TOKENS
+    texts = tweets[:32]  # a micro-batch under moderate load: one run of 32 without the budget
+    runs = [feeds["input_ids"].shape for _rows, feeds in scorer.batches(texts)]
+    plain = [feeds["input_ids"].shape for _rows, feeds in scorer.resized(32).batches(texts)]
+    assert len(plain) == 1 and len(runs) > 1
+    padded = sum(rows * width for rows, width in runs)
+    assert padded < plain[0][0] * plain[0][1]  # less padding: less work for the same posts
+    np.testing.assert_allclose(
+        scorer.score(texts).probabilities,
+        scorer.resized(32).score(texts).probabilities,
+        atol=1e-4,
+    )
