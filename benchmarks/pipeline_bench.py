@@ -53,11 +53,12 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from benchmarks.machine import cpu_description
+from benchmarks.watchlist_bench import FixedWatchlist, brand_like_words, watchlist
 from consumer.batching import MicroBatcher
-from consumer.build import batch_steps, build_pipeline, write_parts
+from consumer.build import batch_steps, build_pipeline, identify_step, write_parts
 from consumer.settings import Settings
 from model.bench import Ceiling, best_ceiling, cpu
-from model.data import read_split
+from model.data import SAMPLE_DIR, read_split
 from model.scorer import Scorer
 from model.settings import DEFAULT_MODEL_DIR
 from observability.metrics import PipelineMetrics
@@ -69,6 +70,7 @@ from stream_core.batch import Batch, Outcome, RecordReader
 from stream_core.events import CommittedBatch, PipelineState
 from stream_core.records import ScoredPost, SourceRecord
 from stream_core.settings import NO_LABELS_TOPIC
+from watchlist.matcher import Matcher
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = 4
@@ -404,14 +406,30 @@ def produce(bootstrap: str, topic: str, texts: Sequence[str], rate: float | None
     producer.flush(60)
 
 
+# The lifecycle steps switched on by --lifecycle: a watchlist of this many entities, and
+# language identification (``consumer.build.batch_steps`` in the order ``consume`` runs them).
+LIFECYCLE_ENTITIES = 1000
+
+
 def run_pipeline(
-    settings: Settings, scorer: Scorer, timeline: Timeline, feed: Any | None = None
+    settings: Settings,
+    scorer: Scorer,
+    timeline: Timeline,
+    feed: Any | None = None,
+    *,
+    lifecycle: bool = False,
 ) -> None:
-    """Run the pipeline until ``timeline`` has seen every post; ``feed`` runs once assigned."""
+    """Run the pipeline until ``timeline`` has seen every post; ``feed`` runs once assigned.
+    ``lifecycle``: the watchlist's match and language identification run before the model."""
     metrics, state = PipelineMetrics(), PipelineState(model_loaded=True)
+    watched = identify = None
+    if lifecycle:
+        words = brand_like_words([tweet.text for tweet in read_split(SAMPLE_DIR, "val")])
+        watched = FixedWatchlist(Matcher(watchlist(LIFECYCLE_ENTITIES, words)))
+        identify = identify_step(settings)
     steps = [
         StepStamp(timeline.model_start),
-        *batch_steps(scorer, metrics),
+        *batch_steps(scorer, metrics, watched, identify=identify),
         StepStamp(timeline.model_end),
     ]
     pipeline = build_pipeline(
@@ -434,7 +452,13 @@ def run_pipeline(
 
 
 def measure_latency(
-    settings: Settings, scorer: Scorer, texts: Sequence[str], rate: float, round_number: int
+    settings: Settings,
+    scorer: Scorer,
+    texts: Sequence[str],
+    rate: float,
+    *,
+    round_number: int,
+    lifecycle: bool,
 ) -> dict[str, Any]:
     """The pipeline on a fresh topic fed ``texts`` at ``rate`` per second once it is assigned:
     latency percentiles, where the slowest 1% spent their time, and the batches (printed)."""
@@ -448,6 +472,7 @@ def measure_latency(
         feed=lambda: threading.Thread(
             target=produce, args=(bootstrap, settings.topic, texts, rate), daemon=True
         ).start(),
+        lifecycle=lifecycle,
     )
     p50, p99 = percentile(live.latencies, 0.5), percentile(live.latencies, 0.99)
     tail, batches = live.tail(), live.batch_figures()
@@ -455,8 +480,8 @@ def measure_latency(
     print(
         f"round {round_number}: latency at {rate:,.1f} tweets/s, batch wait "
         f"{settings.batch_wait_ms} ms, fetch wait {fetch_ms} ms, run tokens "
-        f"{scorer.max_tokens or 'none'}: p50 {p50:.3f} s, "
-        f"p99 {p99:.3f} s; slowest 1%: "
+        f"{scorer.max_tokens or 'none'}{', lifecycle steps' if lifecycle else ''}: "
+        f"p50 {p50:.3f} s, p99 {p99:.3f} s; slowest 1%: "
         + ", ".join(f"{name} {seconds:.3f} s" for name, seconds in tail.items())
         + f" (load {os.getloadavg()[0]:.1f})\n  batches: "
         + ", ".join(f"{name} {value}" for name, value in batches.items()),
@@ -467,6 +492,7 @@ def measure_latency(
         "batch_wait_ms": settings.batch_wait_ms,
         "fetch_wait_ms": int(fetch_ms),
         "run_tokens": scorer.max_tokens,
+        "lifecycle": lifecycle,
         "p50_s": round(p50, 3),
         "p99_s": round(p99, 3),
         "slowest_1pct_s": {name: round(seconds, 3) for name, seconds in tail.items()},
@@ -550,6 +576,12 @@ def main() -> None:
         "runs of 32 texts whatever their length).",
     )
     parser.add_argument(
+        "--lifecycle",
+        action="store_true",
+        help=f"Also run the backlog and latency with the watchlist's match "
+        f"({LIFECYCLE_ENTITIES} entities) and language identification before the model.",
+    )
+    parser.add_argument(
         "--rounds", type=int, default=1, help="Latency runs of each arrangement, interleaved."
     )
     parser.add_argument("--latency-seconds", type=float, default=20.0)
@@ -610,20 +642,25 @@ def main() -> None:
                     f"multi-row INSERT {sink['insert'][size]:,.0f} rows/s"
                 )
         backlog: dict[str, Rate] = {}
-        backlog_runs = [(defaults.batch_size, -1)]
-        backlog_runs += [(size, -1) for size in args.batch_size]
-        backlog_runs += [(defaults.batch_size, t) for t in args.run_tokens if t >= 0]
-        for batch_size, tokens in [] if args.latency_only else backlog_runs:
+        backlog_runs = [(defaults.batch_size, -1, False)]
+        backlog_runs += [(size, -1, False) for size in args.batch_size]
+        backlog_runs += [(defaults.batch_size, t, False) for t in args.run_tokens if t >= 0]
+        backlog_runs += [(defaults.batch_size, -1, True)] if args.lifecycle else []
+        for batch_size, tokens, lifecycle in [] if args.latency_only else backlog_runs:
             topic = f"bench-{uuid.uuid4().hex[:8]}"
             create_topic(bootstrap, topic)
             produce(bootstrap, topic, texts)
             timeline = Timeline(expected=len(texts))
             sized = with_run_tokens(scorer, tokens)
             run_pipeline(
-                settings_for(bootstrap, url, topic, batch_size=batch_size), sized, timeline
+                settings_for(bootstrap, url, topic, batch_size=batch_size),
+                sized,
+                timeline,
+                lifecycle=lifecycle,
             )
             name = f"micro-batch {batch_size}, run tokens {sized.max_tokens or 'none'}"
-            if (batch_size, tokens) == backlog_runs[0]:
+            name += ", lifecycle steps" if lifecycle else ""
+            if (batch_size, tokens, lifecycle) == backlog_runs[0]:
                 name += " (defaults)"
             measured = backlog[name] = timeline.sustained()
             print(
@@ -645,15 +682,18 @@ def main() -> None:
         paced = [tweets[i % len(tweets)] for i in range(int(rate * args.latency_seconds))]
         latency: list[dict[str, Any]] = []
         arrangements = [
-            (wait_ms, fetch_ms, tokens)
+            (wait_ms, fetch_ms, tokens, lifecycle)
             for wait_ms in args.batch_wait_ms
             for fetch_ms in args.fetch_wait_ms
             for tokens in args.run_tokens
+            for lifecycle in ([False, True] if args.lifecycle else [False])
         ]
-        p99s: dict[tuple[int, ...], list[float]] = {arrangement: [] for arrangement in arrangements}
+        p99s: dict[tuple[int, int, int, bool], list[float]] = {
+            arrangement: [] for arrangement in arrangements
+        }
         for round_number in range(1, args.rounds + 1):
             for arrangement in arrangements:
-                wait_ms, fetch_ms, tokens = arrangement
+                wait_ms, fetch_ms, tokens, lifecycle = arrangement
                 latency.append(
                     measure_latency(
                         settings_for(
@@ -666,15 +706,17 @@ def main() -> None:
                         with_run_tokens(scorer, tokens),
                         paced,
                         rate,
-                        round_number,
+                        round_number=round_number,
+                        lifecycle=lifecycle,
                     )
                 )
                 p99s[arrangement].append(latency[-1]["p99_s"])
         if args.rounds > 1:
-            for (wait_ms, fetch_ms, tokens), runs in p99s.items():
+            for (wait_ms, fetch_ms, tokens, lifecycle), runs in p99s.items():
                 print(
                     f"batch wait {wait_ms} ms, fetch wait {fetch_ms} ms, run tokens "
-                    f"{'default' if tokens < 0 else tokens or 'none'}: p99 median "
+                    f"{'default' if tokens < 0 else tokens or 'none'}"
+                    f"{', lifecycle steps' if lifecycle else ''}: p99 median "
                     f"{statistics.median(runs):.3f} s of " + ", ".join(f"{p:.3f}" for p in runs)
                 )
 

@@ -61,8 +61,6 @@ def consume(**kwargs: Any) -> None:
     routes = _load_routes(settings, local)
     if "batch_size" not in settings.model_fields_set:
         settings.batch_size = _batch_size_for_the_model(local, settings)
-    if "batch_size" not in settings.model_fields_set:
-        settings.batch_size = _batch_size_for_the_model(local, settings)
     live = _live_scorer(settings, local, metrics) if settings.model_registry else None
     scorer = live or local
     runtime = observability.start(settings, scorer, metrics, state)
