@@ -576,6 +576,11 @@ def main() -> None:
         "runs of 32 texts whatever their length).",
     )
     parser.add_argument(
+        "--spin",
+        action="store_true",
+        help="The pipeline's ONNX Runtime threads spin between runs (the consumer's sleep).",
+    )
+    parser.add_argument(
         "--lifecycle",
         action="store_true",
         help=f"Also run the backlog and latency with the watchlist's match "
@@ -609,9 +614,14 @@ def main() -> None:
     print(f"cpu: {machine}", flush=True)
     tweets = [t.text for t in read_split(args.tweeteval, "test")]
     texts = [tweets[i % len(tweets)] for i in range(args.tweets)]
-    scorer = Scorer.load(args.model)  # as `consume` loads it
+    scorer = Scorer.load(args.model, spin=args.spin)  # as `consume` loads it
     defaults = Settings(_env_file=None)  # type: ignore[call-arg]
-    report: dict[str, Any] = {"model": scorer.version, "cpu": machine, "tweets": len(texts)}
+    report: dict[str, Any] = {
+        "model": scorer.version,
+        "cpu": machine,
+        "tweets": len(texts),
+        "spin": args.spin,
+    }
 
     before = measure_ceiling(args.model, texts)
     if args.sweep:
