@@ -32,8 +32,8 @@ _CPU = "CPUExecutionProvider"
 # Padded tokens per session.run on a CPU (texts x the longest): a micro-batch of a few dozen
 # posts is then cut into runs of similar length instead of one run padded to its longest post.
 # Measured on 2 cores (benchmarks/pipeline_bench.py --sweep, docs/pipeline.md): micro-batches
-# of 32 and 64 posts ran 1.4-1.6x faster per CPU-second than with runs of 32 texts, and 1,024
-# posts 5-10% faster. A GPU wants large runs: no budget there.
+# of 32 and 64 posts ran 1.25-1.6x faster per CPU-second than with runs of 32 texts, and 1,024
+# posts 7-10% faster. A GPU wants large runs: no budget there.
 CPU_RUN_TOKENS = 512
 
 
