@@ -23,13 +23,23 @@ import psycopg
 import structlog
 
 from model.metadata import METADATA_FILE, MetadataError, ModelMetadata
-from registry.artifacts import ArtifactError, digest, manifest, read_chunks, write_folder
+from registry.artifacts import (
+    ArtifactError,
+    FileEntry,
+    digest,
+    manifest,
+    read_chunks,
+    write_folder,
+)
 from registry.compare import Comparison, compare
 from storage import model_registry as sql
 from storage.connection import connect
 from storage.model_registry import Status
 
 log = structlog.get_logger(__name__)
+
+# The key of a version's metadata that lists its PyTorch checkpoint's blobs.
+CHECKPOINT_KEY = "checkpoint"
 
 
 class RegistryError(RuntimeError):
@@ -122,6 +132,23 @@ class ModelRegistry:
             except ArtifactError as error:
                 raise RegistryError(f"version {version} cannot be loaded: {error}") from None
 
+    def fetch_checkpoint(self, version: str, cache_dir: Path) -> Path | None:
+        """The version's PyTorch checkpoint folder under ``cache_dir`` (verified like
+        :meth:`fetch`), or None when the version was registered without one."""
+        with self._connection() as conn:
+            found = _existing(conn, version)
+            listing = found.metadata.get(CHECKPOINT_KEY)
+            if not isinstance(listing, dict):
+                return None
+            files = {path: entry["sha256"] for path, entry in listing["files"].items()}
+            target = cache_dir / f"checkpoint-{listing['sha256'][:16]}"
+            try:
+                return write_folder(sql.blob_chunks(conn, files), listing["sha256"], target)
+            except ArtifactError as error:
+                raise RegistryError(
+                    f"the checkpoint of {version} cannot be loaded: {error}"
+                ) from None
+
     def compare(self, version: str | None, since: timedelta) -> Comparison:
         """``version`` (default: the shadow version) against what served the same posts."""
         with self._connection() as conn:
@@ -136,15 +163,28 @@ class ModelRegistry:
 
     # Changing.
 
-    def register(self, folder: Path, *, note: str = "", actor: str | None = None) -> Registered:
+    def register(
+        self,
+        folder: Path,
+        *,
+        note: str = "",
+        actor: str | None = None,
+        checkpoint: Path | None = None,
+    ) -> Registered:
         """Store ``folder`` as a new version named by its metadata.json (one transaction);
-        the same folder a second time is a no-op that returns the version it already is."""
+        the same folder a second time is a no-op that returns the version it already is.
+
+        ``checkpoint``: the PyTorch checkpoint folder the version was exported from, stored
+        as content-addressed blobs too and listed under ``checkpoint`` in the version's
+        metadata (what the next retrain starts from; consumers never download it).
+        """
         actor = actor or default_actor()
         if not folder.is_dir():
             raise RegistryError(f"{folder} is not a folder")
         try:
             metadata = ModelMetadata.read(folder)
             entries = manifest(folder)
+            checkpoint_entries = manifest(checkpoint) if checkpoint is not None else []
         except (MetadataError, ArtifactError) as error:
             raise RegistryError(str(error)) from None
         files = {entry.path: entry for entry in entries}
@@ -156,6 +196,11 @@ class ModelRegistry:
             )
         folder_sha = digest(entries)
         document = json.loads((folder / METADATA_FILE).read_bytes())
+        if checkpoint_entries:
+            document[CHECKPOINT_KEY] = {
+                "sha256": digest(checkpoint_entries),
+                "files": {e.path: {"sha256": e.sha256, "size": e.size} for e in checkpoint_entries},
+            }
         with self._connection() as conn, conn.transaction():
             sql.lock_versions(conn)
             same = sql.version_by_sha256(conn, folder_sha)
@@ -166,15 +211,9 @@ class ModelRegistry:
                     f"version {metadata.version} is registered already, with other files:"
                     f" give this folder another version in its {METADATA_FILE}"
                 )
-            missing = sql.missing_blobs(conn, [e.sha256 for e in entries])
-            try:
-                for entry in entries:
-                    if entry.sha256 in missing:
-                        chunks = read_chunks(folder / entry.path, entry)
-                        sql.insert_blob(conn, entry.sha256, entry.size, chunks)
-                        missing.discard(entry.sha256)  # two paths, one content: stored once
-            except ArtifactError as error:
-                raise RegistryError(str(error)) from None
+            _store_blobs(conn, folder, entries)
+            if checkpoint is not None:
+                _store_blobs(conn, checkpoint, checkpoint_entries)
             sql.insert_version(
                 conn,
                 version=metadata.version,
@@ -279,6 +318,20 @@ class ModelRegistry:
             sql.set_status(conn, version, "retired", actor=actor, reason=reason)
             _audit(conn, "retire", version, (target.status, "retired"), _Why(actor, reason))
             return _existing(conn, version)
+
+
+def _store_blobs(conn: psycopg.Connection[Any], folder: Path, entries: list[FileEntry]) -> None:
+    """The files of ``folder`` the database does not hold yet, as blobs (the caller's
+    transaction)."""
+    missing = sql.missing_blobs(conn, [e.sha256 for e in entries])
+    try:
+        for entry in entries:
+            if entry.sha256 in missing:
+                chunks = read_chunks(folder / entry.path, entry)
+                sql.insert_blob(conn, entry.sha256, entry.size, chunks)
+                missing.discard(entry.sha256)  # two paths, one content: stored once
+    except ArtifactError as error:
+        raise RegistryError(str(error)) from None
 
 
 def _promote(conn: psycopg.Connection[Any], version: str, why: _Why) -> ModelVersion:

@@ -14,6 +14,7 @@ from model.cli import model
 from monitoring.cli import monitor
 from producer_sim.cli import simulate
 from registry.cli import COMMANDS as REGISTRY_COMMANDS
+from retrain.cli import retrain
 from storage.cli import db
 from stream_core import __version__
 from watchlist.cli import watch
@@ -27,5 +28,5 @@ def main() -> None:
 
 for command in (consume, db, model, monitor, simulate, demo, stack, watch):
     main.add_command(command)
-for command in REGISTRY_COMMANDS:  # the registry's commands sit beside the model's own
+for command in (*REGISTRY_COMMANDS, retrain):  # beside the model's own commands
     model.add_command(command)

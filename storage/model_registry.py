@@ -194,14 +194,34 @@ def history(conn: psycopg.Connection[Any], limit: int) -> list[dict[str, Any]]:
 def version_chunks(conn: psycopg.Connection[Any], version: str) -> Iterator[StoredChunk]:
     """Every chunk of every file of ``version``, by path then seq, streamed (a server-side
     cursor: a large model is never held in memory whole)."""
-    with conn.transaction(), conn.cursor(name=f"chunks-{version}") as cursor:
+    query = (
+        "SELECT f.path, b.sha256, b.size, b.chunks, c.seq, c.sha256, c.data"
+        " FROM model_files f JOIN model_blobs b ON b.sha256 = f.blob_sha256"
+        " LEFT JOIN model_blob_chunks c ON c.blob_sha256 = b.sha256"
+        " WHERE f.version = %s ORDER BY f.path, c.seq"
+    )
+    return _streamed(conn, f"chunks-{version}", query, (version,))
+
+
+def blob_chunks(conn: psycopg.Connection[Any], files: dict[str, str]) -> Iterator[StoredChunk]:
+    """Every chunk of the blobs ``files`` names (path -> blob sha256), by path then seq,
+    streamed: the files of a version's checkpoint, blobs outside ``model_files``."""
+    paths = sorted(files)
+    query = (
+        "SELECT f.path, b.sha256, b.size, b.chunks, c.seq, c.sha256, c.data"
+        " FROM unnest(%s::text[], %s::text[]) AS f (path, blob_sha256)"
+        " JOIN model_blobs b ON b.sha256 = f.blob_sha256"
+        " LEFT JOIN model_blob_chunks c ON c.blob_sha256 = b.sha256"
+        " ORDER BY f.path, c.seq"
+    )
+    return _streamed(conn, "checkpoint-chunks", query, (paths, [files[p] for p in paths]))
+
+
+def _streamed(
+    conn: psycopg.Connection[Any], name: str, query: str, params: tuple[Any, ...]
+) -> Iterator[StoredChunk]:
+    with conn.transaction(), conn.cursor(name=name) as cursor:
         cursor.itersize = 4
-        cursor.execute(
-            "SELECT f.path, b.sha256, b.size, b.chunks, c.seq, c.sha256, c.data"
-            " FROM model_files f JOIN model_blobs b ON b.sha256 = f.blob_sha256"
-            " LEFT JOIN model_blob_chunks c ON c.blob_sha256 = b.sha256"
-            " WHERE f.version = %s ORDER BY f.path, c.seq",
-            (version,),
-        )
+        cursor.execute(query, params)
         for path, blob, size, chunks, seq, sha, data in cursor:
             yield StoredChunk(path, blob, size, chunks, seq, sha, bytes(data or b""))
