@@ -19,8 +19,11 @@ class GateDecision:
         return asdict(self)
 
 
-def judge(candidate: float, active: float | None, margin: float | None) -> GateDecision:
-    """Whether the candidate is promoted, and why (in words for the registry's audit trail)."""
+def judge(
+    candidate: float, active: float | None, margin: float | None, on: str = "the held-out posts"
+) -> GateDecision:
+    """Whether the candidate is promoted, and why (in words for the registry's audit trail);
+    ``on``: what both figures were measured on."""
     figures = f"candidate {candidate:.4f}" + (
         f" vs active {active:.4f}" if active is not None else ""
     )
@@ -33,5 +36,5 @@ def judge(candidate: float, active: float | None, margin: float | None) -> GateD
     gain = candidate - active
     promote = gain > 0 and gain >= margin
     verdict = "beats" if promote else "does not beat"
-    reason = f"{figures} macro recall on the held-out posts: {verdict} it by the margin {margin:g}"
+    reason = f"{figures} macro recall on {on}: {verdict} it by the margin {margin:g}"
     return GateDecision(candidate, active, margin, promote, reason)
