@@ -179,6 +179,8 @@ class Loop:
             since=timedelta(days=1),
             holdout=Holdout.parse(args.holdout),
             base=base,
+            base_data=Path(args.base_data) if args.base_data else None,
+            base_splits=(args.base_split,),
             epochs=args.epochs,
             learning_rate=args.lr,
             threads=args.threads,
@@ -277,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--shadow-posts", type=int, default=400)
     parser.add_argument("--rate", type=float, default=200.0, help="posts per second sent")
     parser.add_argument("--holdout", default="20%")
+    parser.add_argument("--base-data", default=None, help="TweetEval folder mixed into training")
+    parser.add_argument("--base-split", default="val", help="its split to mix in")
     parser.add_argument("--epochs", type=int, default=None, help="default: 3 tiny, 1 else")
     parser.add_argument("--lr", type=float, default=None, help="default: 1e-3 tiny, 5e-5 else")
     parser.add_argument("--threads", type=int, default=2)

@@ -45,6 +45,7 @@ CUSTOM_RESOURCE_GROUPS = ("keda.sh/", "monitoring.coreos.com/")
 # The image's service (compose services built from deploy/Dockerfile, Kubernetes containers).
 OUR_DOCKERFILE = "deploy/Dockerfile"
 OUR_IMAGE = "sentiment-stream"
+OUR_TRAINER_IMAGE = "sentiment-stream-trainer"  # the Dockerfile's `trainer` stage (torch)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -396,12 +397,22 @@ def container_env(
             yield variable["name"], config_maps[reference["name"]][reference["key"]]
 
 
+def pod_spec(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The pod template's spec of a Deployment, Job or CronJob; None for other kinds."""
+    if doc["kind"] == "CronJob":
+        spec: dict[str, Any] = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        return spec
+    if doc["kind"] in {"Deployment", "Job"}:
+        spec = doc["spec"]["template"]["spec"]
+        return spec
+    return None
+
+
 def our_containers(docs: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     for doc in docs:
-        if doc["kind"] in {"Deployment", "Job"}:
-            for container in doc["spec"]["template"]["spec"]["containers"]:
-                if container["image"].split(":")[0].endswith(OUR_IMAGE):
-                    yield doc, container
+        for container in (pod_spec(doc) or {}).get("containers", []):
+            if container["image"].split(":")[0].endswith((OUR_IMAGE, OUR_TRAINER_IMAGE)):
+                yield doc, container
 
 
 @pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=lambda path: path.name)
@@ -488,6 +499,41 @@ def test_keda_scales_the_consumer_group_on_lag_up_to_the_partitions(
             assert ref["key"] in secrets[ref["name"]]
     else:
         assert "authenticationRef" not in trigger
+
+
+# --- retraining on a schedule -----------------------------------------------------------------
+
+
+def test_retrain_runs_on_the_trainer_image_on_every_scheduler() -> None:
+    """compose, the CronJob and the workflow run the same retrain, with torch from the CPU
+    index in an image of its own; the service image stays torch-free."""
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    trainer = text[text.index(" AS trainer") : text.index(" AS runtime")]
+    assert "download.pytorch.org/whl/cpu" in trainer
+    assert '".[train,tracking]"' in trainer
+    assert "torch" not in text[text.index(" AS runtime") :]
+    assert text.rstrip().endswith('CMD ["consume"]')  # `docker build` builds the service
+
+    service = compose()["services"]["retrain"]
+    assert service["build"] == {"context": ".", "dockerfile": OUR_DOCKERFILE, "target": "trainer"}
+    assert service["profiles"] == ["retrain"]  # `docker compose up` leaves it alone
+    compose_args = [str(arg) for arg in service["command"]]
+
+    base = k8s_resources(K8S / "base")
+    cronjob = one(base, "CronJob")
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    (container,) = [c for doc, c in our_containers([cronjob])]
+    assert container["image"] == OUR_TRAINER_IMAGE
+    assert container["args"] == compose_args
+    images = {image["name"] for image in load_yaml(K8S / "base" / "kustomization.yaml")["images"]}
+    assert OUR_TRAINER_IMAGE in images
+
+    workflow = load_yaml(ROOT / ".github" / "workflows" / "retrain.yml")
+    assert workflow[True]["schedule"]  # YAML 1.1 reads the key `on` as True
+    for args in (compose_args, container["args"]):
+        assert args[:2] == ["model", "retrain"]
+        assert "--shadow" in args
+        assert any(arg.startswith("--promote-if-better=") for arg in args)
 
 
 # --- the CLI named in these files -------------------------------------------------------------
