@@ -128,7 +128,7 @@ class Loop:
         tail = tweets[args.posts + args.shadow_posts :][:200] or first[:200]
         model, base = self.model_and_base()
         with services(None, None) as (bootstrap, url):
-            self.url = url
+            self.url, self.bootstrap = url, bootstrap
             registry = ModelRegistry(url)
             active = registry.register(model, actor="retrain-loop").version.version
             registry.promote(active, reason="the model the loop starts from", actor="retrain-loop")
@@ -139,8 +139,8 @@ class Loop:
                 _wait(lambda: "partitions assigned" in consumer.log_tail(200), 180, "the consumer")
                 self.step_stream(bootstrap, first, active)
                 candidate = self.step_retrain(base)
-                self.step_shadow(bootstrap, later, candidate, registry)
-                self.step_promote(bootstrap, tail, candidate, registry)
+                self.step_shadow(later, candidate)
+                self.step_promote(tail, candidate)
             finally:
                 consumer.stop()
         return self.figures
@@ -204,13 +204,8 @@ class Loop:
         print("2 retrain:", json.dumps(self.figures["2_retrain"]), flush=True)
         return result.version
 
-    def step_shadow(
-        self,
-        bootstrap: str,
-        tweets: Sequence[LabelledTweet],
-        candidate: str,
-        registry: ModelRegistry,
-    ) -> None:
+    def step_shadow(self, tweets: Sequence[LabelledTweet], candidate: str) -> None:
+        bootstrap, registry = self.bootstrap, ModelRegistry(self.url)
         since = datetime.now(UTC)
         time.sleep(6)  # the consumer follows the new shadow (NOTIFY, or its 5 s poll)
         self.stream(bootstrap, tweets, seed=2)
@@ -231,13 +226,8 @@ class Loop:
         }
         print("3 shadow:", json.dumps(self.figures["3_shadow"], default=str), flush=True)
 
-    def step_promote(
-        self,
-        bootstrap: str,
-        tweets: Sequence[LabelledTweet],
-        candidate: str,
-        registry: ModelRegistry,
-    ) -> None:
+    def step_promote(self, tweets: Sequence[LabelledTweet], candidate: str) -> None:
+        bootstrap, registry = self.bootstrap, ModelRegistry(self.url)
         shadow = self.figures["3_shadow"]
         decision = judge(
             _macro_recall(shadow["candidate_online"]),

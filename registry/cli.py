@@ -8,11 +8,11 @@ restarts. Each change is one transaction with its row in the audit trail (`model
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -28,6 +28,8 @@ from stream_core.windows import parse_window
 class RegistryCliSettings(DatabaseSettings, LoggingSettings):
     """What the registry commands read from the environment and their setting flags."""
 
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 registry_settings = settings_options(RegistryCliSettings)
 reason_option = click.option("--reason", default="", help="Why, for the audit trail.")
@@ -109,15 +111,21 @@ def rollback(reason: str, **kwargs: Any) -> None:
         click.echo(_line(registry.rollback(reason=reason)))
 
 
+def sample_option(*names: str) -> Callable[[F], F]:
+    """The share of the active version's posts a shadow scores too (`model shadow --sample`,
+    `model retrain --shadow-sample`)."""
+    return click.option(
+        *names,
+        type=click.FloatRange(0, 1, min_open=True),
+        default=1.0,
+        show_default=True,
+        help="Share of the active version's posts the shadow scores too.",
+    )
+
+
 @click.command()
 @click.argument("version")
-@click.option(
-    "--sample",
-    type=click.FloatRange(0, 1, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Share of the active version's posts the shadow scores too.",
-)
+@sample_option("--sample")
 @reason_option
 @registry_settings
 def shadow(version: str, sample: float, reason: str, **kwargs: Any) -> None:

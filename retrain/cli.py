@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from model.cli_options import DIR, EXISTING_DIR, batch_size_option, splits, threads_option
+from registry.cli import sample_option
 from registry.settings import RegistrySettings
 from storage.cli import database_errors
 from storage.settings import DatabaseSettings
@@ -73,13 +74,7 @@ def _window(_ctx: click.Context, _param: click.Parameter, value: str) -> Any:
 @click.option("--seed", type=int, default=42, show_default=True)
 @threads_option(2, "PyTorch CPU threads.")
 @click.option("--shadow", is_flag=True, help="Start shadow scoring with the candidate.")
-@click.option(
-    "--shadow-sample",
-    type=click.FloatRange(0, 1, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Share of the active version's posts the shadow scores too.",
-)
+@sample_option("--shadow-sample")
 @click.option(
     "--promote-if-better",
     "promote_margin",

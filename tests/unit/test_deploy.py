@@ -399,13 +399,12 @@ def container_env(
 
 def pod_spec(doc: dict[str, Any]) -> dict[str, Any] | None:
     """The pod template's spec of a Deployment, Job or CronJob; None for other kinds."""
+    spec = doc.get("spec", {})
     if doc["kind"] == "CronJob":
-        spec: dict[str, Any] = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-        return spec
-    if doc["kind"] in {"Deployment", "Job"}:
-        spec = doc["spec"]["template"]["spec"]
-        return spec
-    return None
+        spec = spec["jobTemplate"]["spec"]
+    elif doc["kind"] not in {"Deployment", "Job"}:
+        return None
+    return dict(spec["template"]["spec"])
 
 
 def our_containers(docs: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:

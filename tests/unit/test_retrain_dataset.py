@@ -115,3 +115,23 @@ def test_gate_promotes_only_a_candidate_that_beats_the_active_version_by_the_mar
     assert not judge(0.90, None, 0.0).promote  # never without an active version
     assert "no active version" in judge(0.90, None, 0.0).reason
     assert not judge(0.90, 0.10, None).promote  # not asked for
+
+
+def test_the_command_refuses_a_bad_holdout_before_reaching_the_database() -> None:
+    from click.testing import CliRunner
+
+    from sentiment_stream.cli import main
+
+    result = CliRunner().invoke(
+        main,
+        [
+            "model",
+            "retrain",
+            "--holdout",
+            "0%",
+            "--database-url",
+            "postgresql+psycopg://u@127.0.0.1:1/x",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "holdout '0%': a share must be between 0% and 100%" in result.output
