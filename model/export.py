@@ -38,6 +38,7 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_CHECKPOINT = "cardiffnlp/twitter-roberta-base-sentiment-latest"
 DEFAULT_MAX_LENGTH = 128  # tweets are at most 280 characters: ~100 tokens at worst
+SMOOTHQUANT_TWEETS = 256  # calibration tweets of SmoothQuant's per-channel maxima
 # Files copied next to the ONNX file: the scorer needs tokenizer.json; the rest let
 # transformers' AutoTokenizer / AutoConfig open the folder too.
 _COPIED_FILES = (
@@ -126,23 +127,46 @@ def _optimise(exported: Path, work: Path, *, fuse_attention: bool = True) -> Pat
     return out / "model_optimized.onnx"
 
 
-def _quantise_static(fp32_folder: Path, work: Path) -> tuple[Path, dict[str, Any]]:
+def _quantise_static(
+    fp32_folder: Path, work: Path, smoothquant: float | None = None
+) -> tuple[Path, dict[str, Any]]:
     """int8-static (model/quantize.py), calibrated on the bundled val tweets as the scorer
-    tokenises them (the fp32 folder is loaded by the real scorer for that)."""
+    tokenises them (the fp32 folder is loaded by the real scorer for that); with
+    ``smoothquant`` (alpha), SmoothQuant (model/smoothing.py) first, calibrated on the first
+    :data:`SMOOTHQUANT_TWEETS` of them."""
     from model.data import SAMPLE_DIR, read_split
     from model.quantize import quantise_file
     from model.scorer import Scorer, available_cores
 
     scorer = Scorer.load(fp32_folder, threads=available_cores(), batch_size=32)
     texts = [t.text for t in read_split(SAMPLE_DIR, "val")]
+    source = fp32_folder / ONNX_FILE
+    smoothing: dict[str, Any] | None = None
+    if smoothquant is not None:
+        from model.smoothing import smooth_file
+
+        log.info("smoothing activation outliers (SmoothQuant)", alpha=smoothquant)
+        some = texts[:SMOOTHQUANT_TWEETS]
+        smoothed = work / "model_smoothed.onnx"
+        smoothing = smooth_file(
+            source,
+            smoothed,
+            (feeds for _rows, feeds in scorer.batches(some)),
+            smoothquant,
+            threads=available_cores(),
+            calibration=f"{len(some)} bundled TweetEval val tweets (model.data.SAMPLE_DIR)",
+        )
+        source = smoothed
     out = work / "model_static.onnx"
     details = quantise_file(
-        fp32_folder / ONNX_FILE,
+        source,
         out,
         (feeds for _rows, feeds in scorer.batches(texts)),
         threads=available_cores(),
     )
     details["calibration"] = f"{len(texts)} bundled TweetEval val tweets (model.data.SAMPLE_DIR)"
+    if smoothing is not None:
+        details["smoothquant"] = smoothing
     return out, details
 
 
@@ -210,12 +234,19 @@ def export_model(
     opset: int | None = None,
     training: dict[str, Any] | None = None,
     provenance: str | None = None,
+    smoothquant: float | None = None,
 ) -> ModelMetadata:
     """Export ``checkpoint`` (hub id or local folder) into ``out_dir``; returns its metadata.
 
     ``preprocessing`` defaults to the cardiffnlp tweet normalisation for cardiffnlp checkpoints;
-    ``provenance`` is free text stored in metadata.json (where the checkpoint came from).
+    ``provenance`` is free text stored in metadata.json (where the checkpoint came from);
+    ``smoothquant``: SmoothQuant's alpha (model/smoothing.py), int8-static only.
     """
+    if smoothquant is not None and quantization != "int8-static":
+        raise ModelExportError(
+            f"SmoothQuant prepares a graph for int8-static, not {quantization}: "
+            "drop --smoothquant or export with --quantize int8-static"
+        )
     if preprocessing is None:
         preprocessing = "cardiffnlp" if "cardiffnlp" in checkpoint.lower() else "none"
     if Path(checkpoint).expanduser().is_dir():
@@ -247,7 +278,7 @@ def export_model(
             fp32_folder = work / "fp32"
             _write_folder(unfused, exported, fp32_folder, **common)
             log.info("quantising to int8-static", checkpoint=checkpoint)
-            final, details = _quantise_static(fp32_folder, work)
+            final, details = _quantise_static(fp32_folder, work, smoothquant)
         else:
             final = _optimise(exported, work)
             if quantization == "int8-dynamic":

@@ -72,6 +72,11 @@ class ModelMetadata(BaseModel):
     throughput: dict[str, Any] | None = Field(
         default=None, description="Measured tweets/s, with the CPU, threads and command."
     )
+    ensemble: dict[str, Any] | None = Field(
+        default=None,
+        description="For a folder joined by `model ensemble`: its members, their weights and "
+        "how their vocabularies were mapped (model/ensemble.py).",
+    )
 
     @field_validator("quantization", mode="before")
     @classmethod

@@ -103,17 +103,16 @@ def weight_matmuls(model: Any) -> list[int]:
     ]
 
 
-def _token_values(activation: npt.NDArray[np.float32], mask: npt.NDArray[np.int64]) -> Any:
-    """The activation's values at real tokens only (padding would skew the ranges)."""
+def token_rows(activation: npt.NDArray[np.float32], mask: npt.NDArray[np.int64]) -> Any:
+    """The activation at real tokens only, one row per token: (tokens, channels). Padding
+    would skew the ranges; a tensor that is not per token (a pooled one) keeps all its rows."""
     if activation.ndim == 3 and activation.shape[:2] == mask.shape:
-        return activation[mask.astype(bool)].ravel()
-    return activation.ravel()
+        return activation[mask.astype(bool)]
+    return activation.reshape(-1, activation.shape[-1])
 
 
-def calibrate(
-    model: Any, tensors: list[str], batches: Iterable[Feeds], threads: int = 1
-) -> dict[str, ActivationRange]:
-    """Run the fp32 ``model`` on ``batches`` and choose a fixed range for each named tensor."""
+def probe_session(model: Any, tensors: list[str], threads: int = 1) -> Any:
+    """An ONNX Runtime session of ``model`` whose outputs are the named inner tensors."""
     import onnx
     import onnxruntime as ort
 
@@ -127,9 +126,16 @@ def calibrate(
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    session = ort.InferenceSession(
+    return ort.InferenceSession(
         probe.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
+
+
+def calibrate(
+    model: Any, tensors: list[str], batches: Iterable[Feeds], threads: int = 1
+) -> dict[str, ActivationRange]:
+    """Run the fp32 ``model`` on ``batches`` and choose a fixed range for each named tensor."""
+    session = probe_session(model, tensors, threads)
     rng = np.random.default_rng(0)
     samples: dict[str, list[npt.NDArray[np.float32]]] = {name: [] for name in tensors}
     lows = dict.fromkeys(tensors, np.inf)
@@ -137,7 +143,7 @@ def calibrate(
     for feeds in batches:
         outputs = session.run(tensors, dict(feeds))
         for name, activation in zip(tensors, outputs, strict=True):
-            values = _token_values(activation, feeds["attention_mask"])
+            values = token_rows(activation, feeds["attention_mask"]).ravel()
             lows[name] = min(lows[name], float(values.min()))
             highs[name] = max(highs[name], float(values.max()))
             if values.size > _SAMPLE_PER_BATCH:

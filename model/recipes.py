@@ -24,7 +24,13 @@ class Recipe:
     train: dict[str, object]  # `model train` options (click parameter names)
     teachers: tuple[str, ...] = ()  # named models whose probabilities are soft targets
     unlabelled: tuple[str, ...] = field(default=())  # folders under the data folder
+    # The bar of the built model (the ensemble, when there is one).
     min_macro_recall: float | None = None
+    # A named model joined with the trained one (`model ensemble`, the named one first: its
+    # tokenizer reads the text); the trained one then lives in <name>-<member_name>.
+    ensemble_with: str | None = None
+    ensemble_weight: float = 0.5  # the trained model's share of the probabilities
+    member_name: str = "member"
 
 
 RECIPES: dict[str, Recipe] = {
@@ -39,8 +45,12 @@ RECIPES: dict[str, Recipe] = {
             "batch_size": 32,
             "max_length": 128,
             "class_weighting": "balanced",
+            "smoothquant": 0.75,
         },
         min_macro_recall=0.72,
+        ensemble_with="default",
+        ensemble_weight=0.5,
+        member_name="mpnet",
     ),
     "default": Recipe(
         name="default",

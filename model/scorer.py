@@ -152,7 +152,7 @@ class Scorer:
                 f"{metadata.onnx_sha256[:12]}...: the file was changed or corrupted; "
                 "export it again"
             )
-        tokenizer = _load_tokenizer(folder / TOKENIZER_FILE, metadata.max_length)
+        tokenizer = load_tokenizer(folder / TOKENIZER_FILE, metadata.max_length)
         session = _load_session(onnx_path, threads or available_cores(), device, spin=spin)
         _check_signature(session, metadata, onnx_path)
         if max_tokens is None and session.get_providers()[0] == _CPU:
@@ -249,7 +249,8 @@ class Scorer:
         return feeds
 
 
-def _load_tokenizer(path: Path, max_length: int) -> Tokenizer:
+def load_tokenizer(path: Path, max_length: int) -> Tokenizer:
+    """The folder's fast tokenizer as the scorer runs it: truncated, never padded."""
     try:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as error:  # tokenizers raises plain Exception for unreadable files

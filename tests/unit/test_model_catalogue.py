@@ -59,6 +59,7 @@ def test_every_recipe_builds_a_named_model_from_named_teachers() -> None:
     for name, recipe in RECIPES.items():
         assert named(name) is not None
         assert all(named(teacher) is not None for teacher in recipe.teachers)
+        assert recipe.ensemble_with is None or named(recipe.ensemble_with) is not None
     assert {entry.name for entry in CATALOGUE} == set(RECIPES)
     assert not set(TRAIN_SPLITS) & set(EVAL_SPLITS)
 
