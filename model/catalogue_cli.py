@@ -144,6 +144,7 @@ def build(
         checkpoint_out=checkpoint_out or settings.models_dir / "checkpoints" / f"{name}-seed{seed}",
         teachers=tuple(teachers),
         frozen_cache=settings.models_dir / "frozen-cache",
+        teacher_cache=settings.models_dir / "teacher-cache",
         unlabelled=tuple(data_dir / folder for folder in recipe.unlabelled),
         reuse_checkpoint=reuse_checkpoint,
         note=f"`model build {name}` recipe; base {recipe.base_name}",

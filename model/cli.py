@@ -305,6 +305,13 @@ def _check_unlabelled(
     help="Softmax temperature of the distillation loss.",
 )
 @click.option(
+    "--teacher-cache",
+    type=DIR,
+    default=None,
+    help="Keep the teachers' probabilities in this folder, so that runs with other seeds or "
+    "distillation settings on the same tweets skip scoring them.",
+)
+@click.option(
     "--reuse-checkpoint",
     is_flag=True,
     help="When --checkpoint-out already holds a trained checkpoint, export and evaluate it "
@@ -341,6 +348,7 @@ def train(
     unlabelled: tuple[Path, ...],
     distill_weight: float,
     distill_temperature: float,
+    teacher_cache: Path | None,
     reuse_checkpoint: bool,
     note: str,
     min_macro_recall: float | None,
@@ -370,6 +378,7 @@ def train(
         unlabelled=tuple(str(u) for u in unlabelled),
         distill_weight=distill_weight,
         distill_temperature=distill_temperature,
+        teacher_cache=None if teacher_cache is None else str(teacher_cache),
     )
     if unlabelled and not teachers:
         raise click.UsageError("--unlabelled tweets need a --teacher to label them")

@@ -4,15 +4,20 @@ production, so a teacher can be any exported model or several of them (an ensemb
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import structlog
 
 from model.data import DataError, read_text_lines
 from model.progress import progress_bar
 from model.scorer import Scorer
+
+log = structlog.get_logger(__name__)
 
 _CHUNK = 256  # texts per Scorer call, so that the progress bar moves
 
@@ -30,9 +35,17 @@ def read_unlabelled(paths: Sequence[Path]) -> list[str]:
 
 
 def teacher_probabilities(
-    teachers: Sequence[Path], texts: Sequence[str], labels: Sequence[str]
+    teachers: Sequence[Path],
+    texts: Sequence[str],
+    labels: Sequence[str],
+    cache_dir: Path | None = None,
 ) -> npt.NDArray[np.float32]:
-    """The teachers' probabilities for ``texts``, averaged: (len(texts), len(labels))."""
+    """The teachers' probabilities for ``texts``, averaged: (len(texts), len(labels)).
+
+    With ``cache_dir``, each teacher's probabilities are kept there under a key of its version
+    (the ONNX file's hash) and the texts, so other runs (seeds, distillation settings) on the
+    same tweets do not score them again: a base-size teacher takes minutes on two cores.
+    """
     total = np.zeros((len(texts), len(labels)), dtype=np.float64)
     for teacher in teachers:
         scorer = Scorer.load(teacher)
@@ -40,10 +53,21 @@ def teacher_probabilities(
             raise DataError(
                 f"teacher {teacher} predicts {list(scorer.labels)}, the data has {list(labels)}"
             )
+        key = hashlib.sha256(json.dumps([scorer.version, list(texts)]).encode()).hexdigest()
+        cached = cache_dir / f"teacher-{key[:24]}.npy" if cache_dir else None
+        if cached is not None and cached.is_file():
+            total += np.load(cached)
+            log.info("teacher probabilities from the cache", teacher=scorer.version)
+            continue
+        probabilities = np.empty((len(texts), len(labels)), dtype=np.float32)
         with progress_bar() as bar:
             task = bar.add_task(f"teacher {scorer.version}", total=len(texts), status="")
             for start in range(0, len(texts), _CHUNK):
                 chunk = texts[start : start + _CHUNK]
-                total[start : start + len(chunk)] += scorer.score(chunk).probabilities
+                probabilities[start : start + len(chunk)] = scorer.score(chunk).probabilities
                 bar.advance(task, len(chunk))
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            np.save(cached, probabilities)
+        total += probabilities
     return (total / max(len(teachers), 1)).astype(np.float32)

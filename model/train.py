@@ -71,6 +71,8 @@ class TrainingConfig:
     # probabilities softened by the temperature T (Hinton et al., 2015).
     distill_weight: float = 0.5
     distill_temperature: float = 2.0
+    # Folder where the teachers' probabilities are kept between runs (model/distill.py).
+    teacher_cache: str | None = None
 
 
 def _batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> Iterator[list[int]]:
@@ -116,7 +118,12 @@ def _examples(
     soft = None
     if config.teachers:
         probabilities = torch.from_numpy(
-            teacher_probabilities([Path(t) for t in config.teachers], raw, labels)
+            teacher_probabilities(
+                [Path(t) for t in config.teachers],
+                raw,
+                labels,
+                Path(config.teacher_cache) if config.teacher_cache else None,
+            )
         )
         soft = torch.softmax(probabilities.clamp_min(1e-8).log() / config.distill_temperature, 1)
     texts = [normalise(text) for text in raw] if normalise else raw

@@ -93,6 +93,26 @@ def test_teachers_are_averaged(tiny_model_dir: Path) -> None:
         teacher_probabilities([tiny_model_dir], TEXTS, ("bad", "good"))
 
 
+def test_teacher_probabilities_are_cached_per_teacher_and_texts(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model.scorer import Scorer
+
+    labels = ("negative", "neutral", "positive")
+    first = teacher_probabilities([tiny_model_dir], TEXTS, labels, tmp_path)
+    assert len(list(tmp_path.glob("teacher-*.npy"))) == 1
+
+    def no_scoring(*_args: object) -> None:
+        raise AssertionError("scored again despite the cache")
+
+    monkeypatch.setattr(Scorer, "score", no_scoring)
+    np.testing.assert_array_equal(
+        teacher_probabilities([tiny_model_dir], TEXTS, labels, tmp_path), first
+    )
+    with pytest.raises(AssertionError, match="scored again"):  # other texts: another key
+        teacher_probabilities([tiny_model_dir], TEXTS[:2], labels, tmp_path)
+
+
 @pytest.mark.slow
 def test_distilled_training_with_a_frozen_bottom(
     tiny_model_dir: Path,
