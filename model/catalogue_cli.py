@@ -133,6 +133,24 @@ def build(
     trained = candidate
     if recipe.ensemble_with is not None:
         trained = out.with_name(f"{out.name}-{recipe.member_name}")
+    checkpoints = settings.models_dir / "checkpoints"
+    if recipe.warm_start is not None:
+        # A plain fine-tuning first; its checkpoint is the base the main stage starts from.
+        warm = checkpoints / f"{name}-warm-start-seed{seed}"
+        ctx.invoke(
+            train,
+            base=str(base),
+            data_dir=data_dir,
+            out=out.with_name(f"{out.name}-warm-start"),
+            train_split=TRAIN_SPLITS,
+            eval_split=EVAL_SPLITS,
+            seed=seed,
+            checkpoint_out=warm,
+            reuse_checkpoint=reuse_checkpoint,
+            note=f"`model build {name}` warm start; base {recipe.base_name}",
+            **recipe.warm_start,
+        )
+        base = warm
     ctx.invoke(
         train,
         base=str(base),
@@ -141,7 +159,7 @@ def build(
         train_split=TRAIN_SPLITS,
         eval_split=EVAL_SPLITS,
         seed=seed,
-        checkpoint_out=checkpoint_out or settings.models_dir / "checkpoints" / f"{name}-seed{seed}",
+        checkpoint_out=checkpoint_out or checkpoints / f"{name}-seed{seed}",
         teachers=tuple(teachers),
         frozen_cache=settings.models_dir / "frozen-cache",
         teacher_cache=settings.models_dir / "teacher-cache",

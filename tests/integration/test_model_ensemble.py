@@ -270,3 +270,20 @@ def test_build_joins_the_trained_model_and_reuses_its_checkpoint(
     assert failed.exit_code == 1
     assert "below the accurate recipe's bar 1.0" in failed.output
     assert ModelMetadata.read(folder).version == metadata.version  # the working one stays
+    student = dataclasses.replace(
+        RECIPES["default"],
+        base=lambda _cache: tiny_checkpoint,
+        warm_start={"epochs": 1, "lr": 1e-3, "batch_size": 32},
+        train={"epochs": 1, "lr": 1e-4, "batch_size": 32, "distill_weight": 0.7},
+        unlabelled=(),
+        min_macro_recall=0.0,
+    )
+    monkeypatch.setitem(RECIPES, "default", student)
+    distilled = invoke("build", "default", "--data", str(sample_dir), "--out", str(tmp_path / "d"))
+    assert distilled.exit_code == 0, distilled.output
+    training = ModelMetadata.read(tmp_path / "d").training or {}
+    warm = tmp_path / "models" / "checkpoints" / "default-warm-start-seed42"
+    assert training["base"] == str(warm)  # the distillation started from the warm start
+    assert training["teachers"] == [str(folder)]
+    assert training["distill_weight"] == 0.7
+    assert (warm / "training.json").is_file()
