@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from language.identify import UNDETERMINED
-from model.data import read_splits
+from model.data import TASK, read_splits
 from model.metadata import ModelMetadata, Preprocessing
 from registry.store import ModelRegistry, ModelVersion
 from retrain.dataset import Example, Holdout, RetrainData, build
@@ -324,7 +324,7 @@ def _check_counts(data: RetrainData, options: RetrainOptions, posts: int) -> Non
 
 def _write_tweeteval(folder: Path, data: RetrainData, labels: Sequence[str]) -> Path:
     """The data set in the TweetEval layout that model/train.py and model/evaluate.py read."""
-    task = folder / "sentiment"
+    task = folder / TASK
     task.mkdir(parents=True, exist_ok=True)
     (task / "mapping.txt").write_text(
         "".join(f"{i}\t{label}\n" for i, label in enumerate(labels)), encoding="utf-8"
