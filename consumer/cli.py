@@ -122,7 +122,12 @@ def _load_scorer(settings: Settings) -> Scorer:
 
     try:
         name, folder = resolve(settings.model, settings.models_dir)
-        scorer = Scorer.load(folder, name=name, device=settings.model_device)
+        scorer = Scorer.load(
+            folder,
+            name=name,
+            device=settings.model_device,
+            parallelism=settings.model_parallelism,
+        )
     except ModelLoadError as error:
         raise click.ClickException(f"cannot load the model {settings.model}: {error}") from None
     if sorted(scorer.labels) != sorted(LABELS):
@@ -142,7 +147,7 @@ def _load_routes(settings: Settings, primary: Scorer) -> Routes:
 
     def load(folder: Path) -> Scorer:
         name, resolved = resolve(folder, settings.models_dir)
-        return Scorer.load(resolved, name=name)
+        return Scorer.load(resolved, name=name, parallelism=settings.model_parallelism)
 
     try:
         return load_routes(settings, primary, load)
@@ -188,7 +193,9 @@ def _live_scorer(settings: Settings, local: Scorer, metrics: PipelineMetrics) ->
         ModelRegistry(settings.database_url_value()),
         local,
         cache_dir=settings.model_cache_dir,
-        load=lambda folder: Scorer.load(folder, device=settings.model_device),
+        load=lambda folder: Scorer.load(
+            folder, device=settings.model_device, parallelism=settings.model_parallelism
+        ),
         on_swap=on_swap,
     )
 

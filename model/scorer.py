@@ -7,8 +7,10 @@ both release the GIL while they work.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +37,17 @@ _CPU = "CPUExecutionProvider"
 # of 32 and 64 posts ran 1.25-1.6x faster per CPU-second than with runs of 32 texts, and 1,024
 # posts 7-10% faster. A GPU wants large runs: no budget there.
 CPU_RUN_TOKENS = 512
+# How a CPU's cores share a batch. "runs": each core scores runs of its own, one ONNX Runtime
+# thread each (a small batch is cut so every core gets one); "ops": one run at a time, every
+# core on each operator (ONNX Runtime's intra-op threads). The runs are small on a consumer
+# that keeps up with its traffic (tens of posts), and an operator on a few rows is too little
+# work to split across cores: measured on 2 cores (docs/pipeline.md, run O), "runs" scored
+# micro-batches of 16-96 posts at 1.1-1.3x the posts per CPU-second of "ops", and as fast or
+# faster by wall-clock from 16 posts up.
+Parallelism = Literal["runs", "ops"]
+# The fewest posts a core's share of a batch holds: a run of 1-3 short posts costs about as
+# much as one of 4, so a smaller batch goes to fewer cores.
+MIN_PARALLEL_RUN = 4
 
 
 class ModelLoadError(RuntimeError):
@@ -94,6 +107,8 @@ class Scorer:
         folder: Path | None = None,
         name: str | None = None,
         max_tokens: int | None = None,
+        workers: int = 1,
+        executor: ThreadPoolExecutor | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -107,6 +122,12 @@ class Scorer:
         self.max_tokens = max_tokens  # padded tokens per session.run (None: no budget)
         self.folder = folder  # where it was loaded from
         self.name = name  # its catalogue name (model/catalogue.py), if it has one
+        # Runs scored at once, each on a thread of the executor ("runs" parallelism); 1: each
+        # run in the caller's thread, in turn.
+        self.workers = workers
+        if workers > 1 and executor is None:
+            executor = ThreadPoolExecutor(workers, thread_name_prefix="onnx-run")
+        self._executor = executor if workers > 1 else None
         self._tokenizer = tokenizer
         self._normalise = normaliser(metadata.preprocessing)
         self._input_names = frozenset(i.name for i in session.get_inputs())
@@ -123,6 +144,7 @@ class Scorer:
         device: Device = "cpu",
         max_tokens: int | None = None,
         spin: bool = False,
+        parallelism: Parallelism = "runs",
     ) -> Scorer:
         """Load a folder written by ``model export`` or ``model train``; ModelLoadError if bad.
 
@@ -130,7 +152,9 @@ class Scorer:
         ``device``: see :func:`execution_providers`; ``batch_size`` and ``max_tokens``: see
         :meth:`batches` (``max_tokens`` None: ``CPU_RUN_TOKENS`` on the CPU, none on a GPU;
         ``resized`` gives a scorer with no budget); ``spin``: ONNX Runtime's threads spin
-        between runs instead of sleeping (see ``_load_session``).
+        between runs instead of sleeping (see ``_load_session``); ``parallelism``: how
+        ``threads`` cores share a batch on the CPU (see ``Parallelism``; a GPU takes one run at
+        a time).
         """
         folder = Path(model_dir)
         if not folder.is_dir():
@@ -153,16 +177,20 @@ class Scorer:
                 "export it again"
             )
         tokenizer = load_tokenizer(folder / TOKENIZER_FILE, metadata.max_length)
-        session = _load_session(onnx_path, threads or available_cores(), device, spin=spin)
+        cores = threads or available_cores()
+        on_cpu = execution_providers(device)[0] == _CPU
+        workers = cores if on_cpu and parallelism == "runs" else 1
+        session = _load_session(onnx_path, cores // workers, device, spin=spin)
         _check_signature(session, metadata, onnx_path)
-        if max_tokens is None and session.get_providers()[0] == _CPU:
+        if max_tokens is None and on_cpu:
             max_tokens = CPU_RUN_TOKENS
         log.info(
             "model loaded",
             model_dir=str(folder),
             version=metadata.version,
             quantization=metadata.quantization,
-            threads=threads or available_cores(),
+            threads=cores,
+            parallel_runs=workers,
             providers=session.get_providers(),
             run_tokens=max_tokens,
         )
@@ -174,10 +202,12 @@ class Scorer:
             folder=folder,
             name=name,
             max_tokens=max_tokens,
+            workers=workers,
         )
 
     def resized(self, batch_size: int, max_tokens: int | None = None) -> Scorer:
-        """The same loaded model (session and tokenizer shared) with other sub-batch bounds."""
+        """The same loaded model (session, tokenizer and run threads shared) with other
+        sub-batch bounds."""
         return Scorer(
             self.metadata,
             self.session,
@@ -186,14 +216,26 @@ class Scorer:
             folder=self.folder,
             name=self.name,
             max_tokens=max_tokens,
+            workers=self.workers,
+            executor=self._executor,
         )
 
     def score(self, texts: Sequence[str]) -> ScoreBatch:
         """Probabilities for every text, in input order; EmptyTextError names an empty one."""
         probabilities = np.empty((len(texts), len(self.labels)), dtype=np.float32)
-        for rows, feeds in self.batches(texts):
-            (logits,) = self.session.run([self._output_name], feeds)
-            probabilities[rows] = softmax(logits)
+
+        def score_share(runs: list[Batch]) -> None:
+            for rows, feeds in runs:
+                (logits,) = self.session.run([self._output_name], feeds)
+                probabilities[rows] = softmax(logits)  # runs hold disjoint rows
+
+        shares = self.shares(texts)
+        if self._executor is None or len(shares) == 1:
+            for runs in shares:
+                score_share(runs)
+        else:
+            # A session may run from several threads at once; list() re-raises a share's error.
+            list(self._executor.map(score_share, shares))
         return ScoreBatch(probabilities, probabilities.argmax(axis=1).astype(np.int64))
 
     def predict(self, text: str) -> Prediction:
@@ -208,12 +250,22 @@ class Scorer:
         return self._normalise(text) if self._normalise else text
 
     def batches(self, texts: Sequence[str]) -> Iterator[Batch]:
-        """Tokenised, length-sorted, padded batches: the feeds ``score`` runs the session on.
+        """Tokenised, length-sorted, padded batches: the feeds ``score`` runs the session on,
+        every worker's share (:meth:`shares`) in turn."""
+        for runs in self.shares(texts):
+            yield from runs
+
+    def shares(self, texts: Sequence[str]) -> list[list[Batch]]:
+        """The runs each worker scores, one list a worker (one list with a single worker).
 
         Sorting by length keeps padding (wasted work) small; the row indices restore input order.
         The texts are sorted once, however many they are (a consumer's micro-batch of a thousand
-        posts has little padding), then cut into runs of ``batch_size`` texts, shorter where
-        ``max_tokens`` is set and the run's padded tokens (texts x longest) would exceed it.
+        posts has little padding), cut into one share a worker with about the same tokens each
+        (fewer shares where one would hold under ``MIN_PARALLEL_RUN`` texts), and each share
+        into runs of ``batch_size`` texts, shorter where ``max_tokens`` is set and the run's
+        padded tokens (texts x longest) would exceed it. Equal shares keep every core busy
+        until the batch is done: runs handed out one by one leave a core idle while the other
+        scores the last run, a large part of a micro-batch of a few runs.
         """
         for index, text in enumerate(texts):
             if not isinstance(text, str):
@@ -224,6 +276,20 @@ class Scorer:
         ids = [encoding.ids for encoding in self._tokenizer.encode_batch_fast(prepared)]
         lengths = np.fromiter(map(len, ids), dtype=np.intp, count=len(ids))
         order = np.argsort(lengths, kind="stable")
+        if not texts:
+            return []
+        count = max(1, min(self.workers, len(order) // MIN_PARALLEL_RUN))
+        tokens_up_to = np.cumsum(lengths[order])
+        cuts = np.searchsorted(tokens_up_to, tokens_up_to[-1] * np.arange(1, count) / count)
+        bounds = [0, *sorted(set(cuts.tolist()) - {0, len(order)}), len(order)]
+        return [
+            list(self._runs(ids, lengths, order[start:stop]))
+            for start, stop in itertools.pairwise(bounds)
+        ]
+
+    def _runs(
+        self, ids: list[list[int]], lengths: npt.NDArray[np.intp], order: npt.NDArray[np.intp]
+    ) -> Iterator[Batch]:
         start = 0
         while start < len(order):
             stop = min(start + self.batch_size, len(order))

@@ -32,6 +32,13 @@ class ModelSettings(SettingsSection):
         description="Where the model runs: auto (CUDA when onnxruntime-gpu finds a GPU, else "
         "CPU), cpu, or cuda (fails without a CUDA provider).",
     )
+    model_parallelism: Literal["runs", "ops"] = Field(
+        "runs",
+        description="How the CPU's cores share a batch: runs (each core scores runs of posts of "
+        "its own, one ONNX Runtime thread each; faster on the tens of posts a consumer that "
+        "keeps up scores at once) or ops (one run at a time, ONNX Runtime's intra-op threads "
+        "on every core). A GPU takes one run at a time either way.",
+    )
     models_dir: Path = Field(
         default_factory=default_models_dir,
         description="Where `model build` puts named models (accurate) and looks for them.",

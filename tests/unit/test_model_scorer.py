@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 from model.data import read_split
 from model.export import export_model
 from model.metadata import ModelMetadata
-from model.scorer import CPU_RUN_TOKENS, EmptyTextError, Prediction, Scorer
+from model.scorer import CPU_RUN_TOKENS, MIN_PARALLEL_RUN, EmptyTextError, Prediction, Scorer
 
 ODD_TWEETS = [
     "😂😂😂 best day ever 🎉🔥 #blessed",
@@ -209,7 +211,7 @@ def test_a_token_budget_shortens_the_runs_of_long_texts(
 def test_on_the_cpu_a_micro_batch_is_cut_into_runs_of_similar_length(
     fp32_model_dir: Path, tweets: list[str]
 ) -> None:
-    scorer = Scorer.load(fp32_model_dir, device="cpu")
+    scorer = Scorer.load(fp32_model_dir, device="cpu", parallelism="ops")
     assert scorer.max_tokens == CPU_RUN_TOKENS
     texts = tweets[:32]  # a micro-batch under moderate load: one run of 32 without the budget
     runs = [feeds["input_ids"].shape for _rows, feeds in scorer.batches(texts)]
@@ -222,3 +224,48 @@ def test_on_the_cpu_a_micro_batch_is_cut_into_runs_of_similar_length(
         scorer.resized(32).score(texts).probabilities,
         atol=1e-4,
     )
+
+
+def test_parallel_runs_give_each_core_a_share_and_the_same_scores(
+    fp32_model_dir: Path, tweets: list[str]
+) -> None:
+    by_runs = Scorer.load(fp32_model_dir, threads=2, device="cpu", parallelism="runs")
+    by_ops = Scorer.load(fp32_model_dir, threads=2, device="cpu", parallelism="ops")
+    assert (by_runs.workers, by_ops.workers) == (2, 1)
+    small = tweets[:10]
+    shares = by_runs.shares(small)
+    assert len(shares) == 2  # one for each core
+    rows = [np.concatenate([run_rows for run_rows, _ in runs]) for runs in shares]
+    assert sorted(np.concatenate(rows).tolist()) == list(range(len(small)))  # each post once
+    lengths = [sum(int(feeds["attention_mask"].sum()) for _, feeds in runs) for runs in shares]
+    longest = max(int(f["attention_mask"].sum(axis=1).max()) for _, f in by_runs.batches(small))
+    assert abs(lengths[0] - lengths[1]) <= longest  # about the same tokens each
+    assert len(by_ops.shares(small)) == 1
+    assert len(by_runs.shares(tweets[: 2 * MIN_PARALLEL_RUN - 1])) == 1  # too few for two
+    assert by_runs.shares([]) == []
+    for texts in (small, tweets):  # a micro-batch, and a backlog's many runs
+        np.testing.assert_allclose(
+            by_runs.score(texts).probabilities, by_ops.score(texts).probabilities, atol=1e-5
+        )
+    assert by_runs.resized(8).workers == 2  # resized scorers share the run threads
+
+
+def test_one_core_scores_its_runs_in_turn(fp32_model_dir: Path, tweets: list[str]) -> None:
+    one = Scorer.load(fp32_model_dir, threads=1, device="cpu", parallelism="runs")
+    assert one.workers == 1
+    assert len(one.shares(tweets[:50])) == 1
+
+
+def test_a_scorer_let_go_leaves_no_run_threads(fp32_model_dir: Path, tweets: list[str]) -> None:
+    """The registry swaps models in a long-running consumer: the old scorer's threads go."""
+    before = set(threading.enumerate())
+    scorer = Scorer.load(fp32_model_dir, threads=2, device="cpu", parallelism="runs")
+    scorer.resized(8).score(tweets[:20])
+    started = set(threading.enumerate()) - before
+    assert started and all(thread.name.startswith("onnx-run") for thread in started)
+    del scorer
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while any(thread.is_alive() for thread in started) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(thread.is_alive() for thread in started)
