@@ -1,18 +1,21 @@
 """The streaming pipeline: Kafka -> validated posts -> micro-batches -> steps -> PostgreSQL.
 
-Three threads overlap the work so the model never waits for Kafka or PostgreSQL:
+Four threads overlap the work so the model never waits for Kafka, PostgreSQL or the other steps:
 
 * the poller (the caller's thread, the only one that touches the Kafka consumer): fetch,
   validate, cut micro-batches (``consumer.batching``: small ones cut by time when posts
   trickle in, growing up to their size while the model is busy), commit the offsets of
   stored batches (``consumer.committer``), pause partitions when downstream stays full or
   the database is down;
-* the steps stage: runs the per-batch steps (today: the model) on one batch while the next is
-  fetched and the last one written;
+* the steps stage: runs the per-batch steps before the model (the watchlist's match, language
+  identification) on the next batch while the model scores this one;
+* the model stage: runs the last step, the model, while the next batch is fetched and
+  prepared and the last one written;
 * the writer: one transaction per batch, dead letters, then it hands the batch's offsets to the
   committer (``consumer.writer``).
 
-Queues between them are bounded (two batches, ``consumer.stages``), so memory stays bounded and
+Queues between them are bounded (two batches; one between the steps and the model;
+``consumer.stages``), so memory stays bounded and
 back-pressure reaches the poller, which pauses fetching but keeps polling (the group session
 stays alive). Offsets are committed per partition, synchronously, in batch order and only after
 the batch is stored: highest written offset + 1. At-least-once delivery plus idempotent writes

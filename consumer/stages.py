@@ -1,6 +1,6 @@
 """The stages behind the poller: threads that take batches from bounded queues, in order.
 
-:class:`Downstream` chains the steps stage and the writer stage and counts the batches in
+:class:`Downstream` chains the steps stages and the writer stage and counts the batches in
 flight; each :class:`Stage` is one thread working through its queue one item at a time.
 """
 
@@ -20,6 +20,9 @@ from stream_core.batch import Batch, BatchStep
 log = structlog.get_logger(__name__)
 
 QUEUE_BATCHES = 2  # batches waiting between two stages
+# Batches waiting between the steps before the model and the model: one is enough to keep the
+# model busy, and each one more is memory.
+QUEUE_TO_MODEL = 1
 PUT_CHECK_S = 0.1  # how often a blocked hand-over looks at the abandon flag
 
 In = TypeVar("In")
@@ -80,8 +83,13 @@ class Stage(threading.Thread, Generic[In, Out]):
 
 
 class Downstream:
-    """The steps stage (``steps``, in order, on each batch) and the writer stage (``write``),
+    """The steps stages (``steps``, in order, on each batch) and the writer stage (``write``),
     joined by bounded queues.
+
+    The last step (the model) has a thread of its own and the steps before it (the
+    watchlist's match, language identification) another, so that they prepare the next batch
+    while the model scores this one: run in turn they left the model's cores idle for 8% of
+    a backlog (docs/pipeline.md, run O).
 
     :attr:`in_flight` counts the batches handed over and not yet stored (or dropped after a
     failure); :meth:`waiting` says whether the steps have nothing to do (the poller then cuts
@@ -99,19 +107,33 @@ class Downstream:
     ) -> None:
         self.in_flight = InFlight()
         self._at_steps = InFlight()  # handed over, and the steps not yet done with them
-        self._steps = tuple(steps)
         self._write = write
         self._abandon = abandon
         self._to_steps: queue.Queue[Batch | EndOfStream] = queue.Queue(QUEUE_BATCHES)
         to_write: queue.Queue[Batch | EndOfStream] = queue.Queue(QUEUE_BATCHES)
-        done = self.in_flight.done
-        self._stages: list[Stage[Any, Any]] = [
+        *before_model, model = steps or [_Unchanged()]
+        self._stages: list[Stage[Any, Any]] = []
+        inbox = self._to_steps
+        if before_model:
+            to_model: queue.Queue[Batch | EndOfStream] = queue.Queue(QUEUE_TO_MODEL)
+            self._stages.append(
+                Stage(
+                    "steps",
+                    inbox=inbox,
+                    work=lambda batch: _run(before_model, batch),
+                    outbox=to_model,
+                    on_dropped=self._dropped_at_steps,
+                    on_failure=on_failure,
+                )
+            )
+            inbox = to_model
+        self._stages += [
             Stage(
-                "steps",
-                inbox=self._to_steps,
-                work=self._process,
+                "model",
+                inbox=inbox,
+                work=lambda batch: self._scored(model, batch),
                 outbox=to_write,
-                on_dropped=done,
+                on_dropped=self._dropped_at_steps,
                 on_failure=on_failure,
             ),
             Stage(
@@ -119,7 +141,7 @@ class Downstream:
                 inbox=to_write,
                 work=self._store,
                 outbox=None,
-                on_dropped=done,
+                on_dropped=self.in_flight.done,
                 on_failure=on_failure,
             ),
         ]
@@ -169,13 +191,14 @@ class Downstream:
         self.in_flight.done()
         self._at_steps.done()
 
-    def _process(self, batch: Batch) -> Batch:
-        try:
-            for step in self._steps:
-                batch = step.process(batch)
-            return batch
-        finally:
-            self._at_steps.done()
+    def _scored(self, model: BatchStep, batch: Batch) -> Batch:
+        batch = model.process(batch)  # on failure the stage counts the batch as dropped
+        self._at_steps.done()
+        return batch
+
+    def _dropped_at_steps(self) -> None:
+        self.in_flight.done()
+        self._at_steps.done()
 
     def _store(self, batch: Batch) -> None:
         self._write(batch)
@@ -192,3 +215,16 @@ class Downstream:
                 continue
             return True
         return False
+
+
+def _run(steps: Sequence[BatchStep], batch: Batch) -> Batch:
+    for step in steps:
+        batch = step.process(batch)
+    return batch
+
+
+class _Unchanged:
+    """The step of a pipeline built with none: the batch as it came."""
+
+    def process(self, batch: Batch) -> Batch:
+        return batch

@@ -1,7 +1,8 @@
 """A micro-batch on its way through the per-batch steps, and what a step is.
 
-The poller cuts batches; the steps stage passes each one through the steps that
-``consumer.build`` composes, in order (today: score); the writer stores it in one transaction.
+The poller cuts batches; the steps stages pass each one through the steps that
+``consumer.build`` composes, in order (the watchlist's match, language identification, then the
+model, which has a thread of its own); the writer stores it in one transaction.
 ARCHITECTURE.md, "Adding a per-batch step", shows a step from start to end.
 """
 
@@ -74,8 +75,10 @@ class Batch:
 class BatchStep(Protocol):
     """One per-batch step: one method that takes the batch and returns it enriched.
 
-    Steps run in the order ``consumer.build.batch_steps`` lists them, one batch at a time, on
-    the steps thread (so a step may keep state between batches without locks). A step that
+    Steps run in the order ``consumer.build.batch_steps`` lists them, one batch at a time, each
+    step always on the same thread (the last one, the model, on a thread of its own; the ones
+    before it on the steps thread), so a step may keep state between batches without locks.
+    A step that
     raises stops the consumer; nothing of that batch was committed, so it is replayed.
     """
 
