@@ -9,13 +9,14 @@ wall-clock rates between runs, rates per CPU-second far less):
    1,024 tweets, the best of sub-batches 32 and 64 and of ONNX Runtime's threads spinning or
    not), measured before and after the pipeline runs;
 2. with ``--sweep``: the scorer alone (tokenising, sorting, padding, softmax) on micro-batches
-   x sub-batches x padded-token budgets, as a share of the ceiling;
-3. the pipeline on a backlog, at its default settings, at each ``--batch-size`` and each
-   ``--run-tokens`` (padded tokens per ``session.run``) given:
+   x sub-batches x padded-token budgets x each ``--parallelism``, as a share of the ceiling;
+3. the pipeline on a backlog, at its default settings, at each ``--batch-size``, each
+   ``--run-tokens`` (padded tokens per ``session.run``) and each ``--parallelism`` given:
    sustained tweets/s and tweets per CPU-second of the whole process tree (this process, the
    broker, PostgreSQL), each as a share of the ceiling (target >= 90%);
 4. end-to-end latency (post created -> row committed) with tweets produced at half the
-   ceiling (or ``--latency-rate``), for each batch wait x broker fetch wait x run tokens given,
+   ceiling (or ``--latency-rate``), for each batch wait x broker fetch wait x run tokens x
+   parallelism given,
    over ``--rounds`` interleaved rounds: p50, p99, where the slowest 1% spent their time
    (broker and fetch, in the open batch, queued for the steps, the steps, the write), and the
    batches (sizes, the steps' time and rate, how busy they were, the sizes of the batches
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import resource
@@ -66,7 +68,7 @@ from storage import migrate
 from storage.scored_posts import COLUMNS, INSERT_NEW_ROWS
 from storage.sink import PostgresSink
 from storage.urls import libpq_url
-from stream_core.batch import Batch, Outcome, RecordReader
+from stream_core.batch import Batch, BatchStep, Outcome, RecordReader
 from stream_core.events import CommittedBatch, PipelineState
 from stream_core.records import ScoredPost, SourceRecord
 from stream_core.settings import NO_LABELS_TOPIC
@@ -169,9 +171,9 @@ def bench_sink(url: str, texts: Sequence[str]) -> dict[str, dict[int, float]]:
 
 # --- the scorer alone: micro-batch x sub-batch x token budget (--sweep) ---------------------
 
-SWEEP_MICRO_BATCHES = (32, 64, 256, 1024)
+SWEEP_MICRO_BATCHES = (16, 32, 48, 96, 1024)
 SWEEP_SUB_BATCHES = (32, 64)
-SWEEP_TOKEN_BUDGETS = (None, 256, 512, 1024)
+SWEEP_TOKEN_BUDGETS = (None, 512, 1024)
 
 
 @dataclass(frozen=True)
@@ -199,21 +201,23 @@ def scorer_alone(scorer: Scorer, texts: Sequence[str], micro_batch: int) -> Rate
     return Rate(len(texts) / wall, len(texts) / cpu_s)
 
 
-def sweep(scorer: Scorer, texts: Sequence[str]) -> list[dict[str, Any]]:
+def sweep(scorers: dict[str, Scorer], texts: Sequence[str]) -> list[dict[str, Any]]:
+    """The scorer alone (each parallelism's) on every micro-batch x sub-batch x token budget."""
     rows = []
-    for micro_batch in SWEEP_MICRO_BATCHES:
-        for sub_batch in SWEEP_SUB_BATCHES:
-            for budget in SWEEP_TOKEN_BUDGETS:
-                rate = scorer_alone(scorer.resized(sub_batch, budget), texts, micro_batch)
-                rows.append(
-                    {
-                        "micro_batch": micro_batch,
-                        "sub_batch": sub_batch,
-                        "max_tokens": budget,
-                        "tweets_per_s": round(rate.tweets_per_s, 1),
-                        "tweets_per_cpu_s": round(rate.tweets_per_cpu_s, 1),
-                    }
-                )
+    for micro_batch, sub_batch, budget, (parallelism, scorer) in itertools.product(
+        SWEEP_MICRO_BATCHES, SWEEP_SUB_BATCHES, SWEEP_TOKEN_BUDGETS, scorers.items()
+    ):
+        rate = scorer_alone(scorer.resized(sub_batch, budget), texts, micro_batch)
+        rows.append(
+            {
+                "micro_batch": micro_batch,
+                "parallelism": parallelism,
+                "sub_batch": sub_batch,
+                "max_tokens": budget,
+                "tweets_per_s": round(rate.tweets_per_s, 1),
+                "tweets_per_cpu_s": round(rate.tweets_per_cpu_s, 1),
+            }
+        )
     return rows
 
 
@@ -238,17 +242,34 @@ class FetchStamps:
         return self._inner.read(record)
 
 
+def stamp(stamps: dict[Key, float], batch: Batch) -> Batch:
+    """Note the time now for ``batch`` (keyed by its first post)."""
+    if batch.posts:
+        first = batch.posts[0]
+        stamps[(first.partition, first.offset)] = time.time()
+    return batch
+
+
 class StepStamp:
-    """A batch step that notes when a batch reached it (keyed by the batch's first post)."""
+    """A batch step that notes when a batch reached it."""
 
     def __init__(self, stamps: dict[Key, float]) -> None:
         self._stamps = stamps
 
     def process(self, batch: Batch) -> Batch:
-        if batch.posts:
-            first = batch.posts[0]
-            self._stamps[(first.partition, first.offset)] = time.time()
-        return batch
+        return stamp(self._stamps, batch)
+
+
+class ThenStamp:
+    """``step`` (the model: the last step, which has a thread of its own), then a note of when
+    the batch left it."""
+
+    def __init__(self, step: BatchStep, stamps: dict[Key, float]) -> None:
+        self._step = step
+        self._stamps = stamps
+
+    def process(self, batch: Batch) -> Batch:
+        return stamp(self._stamps, self._step.process(batch))
 
 
 class CutStamps(MicroBatcher):
@@ -427,10 +448,11 @@ def run_pipeline(
         words = brand_like_words([tweet.text for tweet in read_split(SAMPLE_DIR, "val")])
         watched = FixedWatchlist(Matcher(watchlist(LIFECYCLE_ENTITIES, words)))
         identify = identify_step(settings)
+    *before_model, model = batch_steps(scorer, metrics, watched, identify=identify)
     steps = [
         StepStamp(timeline.model_start),
-        *batch_steps(scorer, metrics, watched, identify=identify),
-        StepStamp(timeline.model_end),
+        *before_model,
+        ThenStamp(model, timeline.model_end),
     ]
     pipeline = build_pipeline(
         settings, scorer=scorer, metrics=metrics, state=state, observers=[timeline], steps=steps
@@ -480,7 +502,8 @@ def measure_latency(
     print(
         f"round {round_number}: latency at {rate:,.1f} tweets/s, batch wait "
         f"{settings.batch_wait_ms} ms, fetch wait {fetch_ms} ms, run tokens "
-        f"{scorer.max_tokens or 'none'}{', lifecycle steps' if lifecycle else ''}: "
+        f"{scorer.max_tokens or 'none'}, parallel runs {scorer.workers}"
+        f"{', lifecycle steps' if lifecycle else ''}: "
         f"p50 {p50:.3f} s, p99 {p99:.3f} s; slowest 1%: "
         + ", ".join(f"{name} {seconds:.3f} s" for name, seconds in tail.items())
         + f" (load {os.getloadavg()[0]:.1f})\n  batches: "
@@ -492,6 +515,7 @@ def measure_latency(
         "batch_wait_ms": settings.batch_wait_ms,
         "fetch_wait_ms": int(fetch_ms),
         "run_tokens": scorer.max_tokens,
+        "parallel_runs": scorer.workers,
         "lifecycle": lifecycle,
         "p50_s": round(p50, 3),
         "p99_s": round(p99, 3),
@@ -581,6 +605,13 @@ def main() -> None:
         help="The pipeline's ONNX Runtime threads spin between runs (the consumer's sleep).",
     )
     parser.add_argument(
+        "--parallelism",
+        type=lambda text: text.split(","),
+        default=["runs"],
+        help="How the cores share a batch (runs, ops; comma-separated: the backlog and latency "
+        "runs again with each after the first; see SENTIMENT_MODEL_PARALLELISM).",
+    )
+    parser.add_argument(
         "--lifecycle",
         action="store_true",
         help=f"Also run the backlog and latency with the watchlist's match "
@@ -614,27 +645,33 @@ def main() -> None:
     print(f"cpu: {machine}", flush=True)
     tweets = [t.text for t in read_split(args.tweeteval, "test")]
     texts = [tweets[i % len(tweets)] for i in range(args.tweets)]
-    scorer = Scorer.load(args.model, spin=args.spin)  # as `consume` loads it
+    scorers = {  # as `consume` loads the model
+        parallelism: Scorer.load(args.model, spin=args.spin, parallelism=parallelism)
+        for parallelism in args.parallelism
+    }
+    scorer = scorers[args.parallelism[0]]
     defaults = Settings(_env_file=None)  # type: ignore[call-arg]
     report: dict[str, Any] = {
         "model": scorer.version,
         "cpu": machine,
         "tweets": len(texts),
         "spin": args.spin,
+        "parallelism": args.parallelism,
     }
 
     before = measure_ceiling(args.model, texts)
     if args.sweep:
         swept = texts[: args.sweep_tweets]
         top = measure_ceiling(args.model, swept) if len(swept) < len(texts) else before
-        rows = sweep(scorer, swept)
+        rows = sweep(scorers, swept)
         print(
             f"scorer alone on {len(swept)} tweets | tweets/s | per CPU-s | share of the ceiling "
             "on the same tweets (wall, per CPU-s)"
         )
         for row in rows:
             print(
-                f"micro-batch {row['micro_batch']:>4} / sub-batch {row['sub_batch']:>2} / "
+                f"micro-batch {row['micro_batch']:>4} / parallel {row['parallelism']:>4} / "
+                f"sub-batch {row['sub_batch']:>2} / "
                 f"token budget {row['max_tokens'] or '-':>4} | {row['tweets_per_s']:>7,.1f} | "
                 f"{row['tweets_per_cpu_s']:>7,.1f} | "
                 f"{row['tweets_per_s'] / top.tweets_per_s:.1%}, "
@@ -652,16 +689,18 @@ def main() -> None:
                     f"multi-row INSERT {sink['insert'][size]:,.0f} rows/s"
                 )
         backlog: dict[str, Rate] = {}
-        backlog_runs = [(defaults.batch_size, -1, False)]
-        backlog_runs += [(size, -1, False) for size in args.batch_size]
-        backlog_runs += [(defaults.batch_size, t, False) for t in args.run_tokens if t >= 0]
-        backlog_runs += [(defaults.batch_size, -1, True)] if args.lifecycle else []
-        for batch_size, tokens, lifecycle in [] if args.latency_only else backlog_runs:
+        first = args.parallelism[0]
+        backlog_runs = [(defaults.batch_size, -1, False, first)]
+        backlog_runs += [(defaults.batch_size, -1, False, p) for p in args.parallelism[1:]]
+        backlog_runs += [(size, -1, False, first) for size in args.batch_size]
+        backlog_runs += [(defaults.batch_size, t, False, first) for t in args.run_tokens if t >= 0]
+        backlog_runs += [(defaults.batch_size, -1, True, first)] if args.lifecycle else []
+        for batch_size, tokens, lifecycle, parallelism in [] if args.latency_only else backlog_runs:
             topic = f"bench-{uuid.uuid4().hex[:8]}"
             create_topic(bootstrap, topic)
             produce(bootstrap, topic, texts)
             timeline = Timeline(expected=len(texts))
-            sized = with_run_tokens(scorer, tokens)
+            sized = with_run_tokens(scorers[parallelism], tokens)
             run_pipeline(
                 settings_for(bootstrap, url, topic, batch_size=batch_size),
                 sized,
@@ -669,8 +708,9 @@ def main() -> None:
                 lifecycle=lifecycle,
             )
             name = f"micro-batch {batch_size}, run tokens {sized.max_tokens or 'none'}"
+            name += f", parallel {parallelism}"
             name += ", lifecycle steps" if lifecycle else ""
-            if (batch_size, tokens, lifecycle) == backlog_runs[0]:
+            if (batch_size, tokens, lifecycle, parallelism) == backlog_runs[0]:
                 name += " (defaults)"
             measured = backlog[name] = timeline.sustained()
             print(
@@ -692,18 +732,19 @@ def main() -> None:
         paced = [tweets[i % len(tweets)] for i in range(int(rate * args.latency_seconds))]
         latency: list[dict[str, Any]] = []
         arrangements = [
-            (wait_ms, fetch_ms, tokens, lifecycle)
+            (wait_ms, fetch_ms, tokens, lifecycle, parallelism)
             for wait_ms in args.batch_wait_ms
             for fetch_ms in args.fetch_wait_ms
             for tokens in args.run_tokens
             for lifecycle in ([False, True] if args.lifecycle else [False])
+            for parallelism in args.parallelism
         ]
-        p99s: dict[tuple[int, int, int, bool], list[float]] = {
+        p99s: dict[tuple[int, int, int, bool, str], list[float]] = {
             arrangement: [] for arrangement in arrangements
         }
         for round_number in range(1, args.rounds + 1):
             for arrangement in arrangements:
-                wait_ms, fetch_ms, tokens, lifecycle = arrangement
+                wait_ms, fetch_ms, tokens, lifecycle, parallelism = arrangement
                 latency.append(
                     measure_latency(
                         settings_for(
@@ -713,7 +754,7 @@ def main() -> None:
                             batch_wait_ms=wait_ms,
                             fetch_wait_ms=fetch_ms,
                         ),
-                        with_run_tokens(scorer, tokens),
+                        with_run_tokens(scorers[parallelism], tokens),
                         paced,
                         rate,
                         round_number=round_number,
@@ -722,10 +763,10 @@ def main() -> None:
                 )
                 p99s[arrangement].append(latency[-1]["p99_s"])
         if args.rounds > 1:
-            for (wait_ms, fetch_ms, tokens, lifecycle), runs in p99s.items():
+            for (wait_ms, fetch_ms, tokens, lifecycle, parallelism), runs in p99s.items():
                 print(
                     f"batch wait {wait_ms} ms, fetch wait {fetch_ms} ms, run tokens "
-                    f"{'default' if tokens < 0 else tokens or 'none'}"
+                    f"{'default' if tokens < 0 else tokens or 'none'}, parallel {parallelism}"
                     f"{', lifecycle steps' if lifecycle else ''}: p99 median "
                     f"{statistics.median(runs):.3f} s of " + ", ".join(f"{p:.3f}" for p in runs)
                 )
