@@ -37,17 +37,16 @@ _CPU = "CPUExecutionProvider"
 # of 32 and 64 posts ran 1.25-1.6x faster per CPU-second than with runs of 32 texts, and 1,024
 # posts 7-10% faster. A GPU wants large runs: no budget there.
 CPU_RUN_TOKENS = 512
-# How a CPU's cores share a batch. "runs": each core scores runs of its own, one ONNX Runtime
-# thread each (a small batch is cut so every core gets one); "ops": one run at a time, every
-# core on each operator (ONNX Runtime's intra-op threads). The runs are small on a consumer
-# that keeps up with its traffic (tens of posts), and an operator on a few rows is too little
-# work to split across cores: measured on 2 cores (docs/pipeline.md, run O), "runs" scored
-# micro-batches of 16-96 posts at 1.1-1.3x the posts per CPU-second of "ops", and as fast or
-# faster by wall-clock from 16 posts up.
+# How a CPU's cores share a batch. "runs": each core scores an equal share of it in runs of
+# its own, one ONNX Runtime thread each; "ops": one run at a time, every core on each operator
+# (ONNX Runtime's intra-op threads). The runs are small on a consumer that keeps up with its
+# traffic (tens of posts), and an operator on a few rows is too little work to split across
+# cores: measured on 2 cores (pipeline_bench --sweep, docs/pipeline.md), "runs" scored
+# micro-batches of 16-1,024 posts 1.07-1.17x as fast as "ops" by wall-clock.
 Parallelism = Literal["runs", "ops"]
 # The fewest posts a core's share of a batch holds: a run of 1-3 short posts costs about as
 # much as one of 4, so a smaller batch goes to fewer cores.
-MIN_PARALLEL_RUN = 4
+MIN_SHARE = 4
 
 
 class ModelLoadError(RuntimeError):
@@ -261,7 +260,7 @@ class Scorer:
         Sorting by length keeps padding (wasted work) small; the row indices restore input order.
         The texts are sorted once, however many they are (a consumer's micro-batch of a thousand
         posts has little padding), cut into one share a worker with about the same tokens each
-        (fewer shares where one would hold under ``MIN_PARALLEL_RUN`` texts), and each share
+        (fewer shares where one would hold under ``MIN_SHARE`` texts), and each share
         into runs of ``batch_size`` texts, shorter where ``max_tokens`` is set and the run's
         padded tokens (texts x longest) would exceed it. Equal shares keep every core busy
         until the batch is done: runs handed out one by one leave a core idle while the other
@@ -278,7 +277,7 @@ class Scorer:
         order = np.argsort(lengths, kind="stable")
         if not texts:
             return []
-        count = max(1, min(self.workers, len(order) // MIN_PARALLEL_RUN))
+        count = max(1, min(self.workers, len(order) // MIN_SHARE))
         tokens_up_to = np.cumsum(lengths[order])
         cuts = np.searchsorted(tokens_up_to, tokens_up_to[-1] * np.arange(1, count) / count)
         bounds = [0, *sorted(set(cuts.tolist()) - {0, len(order)}), len(order)]

@@ -13,7 +13,7 @@ import pytest
 from model.data import read_split
 from model.export import export_model
 from model.metadata import ModelMetadata
-from model.scorer import CPU_RUN_TOKENS, MIN_PARALLEL_RUN, EmptyTextError, Prediction, Scorer
+from model.scorer import CPU_RUN_TOKENS, MIN_SHARE, EmptyTextError, Prediction, Scorer
 
 ODD_TWEETS = [
     "😂😂😂 best day ever 🎉🔥 #blessed",
@@ -241,7 +241,7 @@ def test_parallel_runs_give_each_core_a_share_and_the_same_scores(
     longest = max(int(f["attention_mask"].sum(axis=1).max()) for _, f in by_runs.batches(small))
     assert abs(lengths[0] - lengths[1]) <= longest  # about the same tokens each
     assert len(by_ops.shares(small)) == 1
-    assert len(by_runs.shares(tweets[: 2 * MIN_PARALLEL_RUN - 1])) == 1  # too few for two
+    assert len(by_runs.shares(tweets[: 2 * MIN_SHARE - 1])) == 1  # too few for two
     assert by_runs.shares([]) == []
     for texts in (small, tweets):  # a micro-batch, and a backlog's many runs
         np.testing.assert_allclose(
