@@ -138,7 +138,9 @@ def _quantise_static(
     from model.quantize import quantise_file
     from model.scorer import Scorer, available_cores
 
-    scorer = Scorer.load(fp32_folder, threads=available_cores(), batch_size=32)
+    # One run at a time ("ops"): the calibration feeds are then cut the same way on every
+    # machine; equal shares a core would make the scales, and so the graph, depend on the cores.
+    scorer = Scorer.load(fp32_folder, threads=available_cores(), batch_size=32, parallelism="ops")
     texts = [t.text for t in read_split(SAMPLE_DIR, "val")]
     source = fp32_folder / ONNX_FILE
     smoothing: dict[str, Any] | None = None

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model import scorer as scorer_module
 from model.data import read_split
+from model.export import export_model
 from model.metadata import LegacyQuantizationWarning, ModelMetadata
 from model.scorer import ModelLoadError, Scorer, execution_providers
 from model.settings import DEFAULT_MODEL_DIR, ModelSettings
@@ -103,3 +105,17 @@ def test_the_device_setting_has_a_flat_env_name(monkeypatch: pytest.MonkeyPatch)
     assert load_settings(ModelSettings, {}).model_device == "cpu"
     monkeypatch.delenv("SENTIMENT_MODEL_DEVICE")
     assert load_settings(ModelSettings, {}).model_device == "auto"
+
+
+def test_an_int8_static_export_does_not_depend_on_the_cores(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The calibration feeds are cut the same way however many cores share a batch at scoring
+    time, so one checkpoint exports to the same graph on every machine."""
+    exported = []
+    for cores in (1, 2):
+        monkeypatch.setattr(scorer_module, "available_cores", lambda cores=cores: cores)
+        out = tmp_path / f"cores-{cores}"
+        export_model(str(tiny_model_dir.parent / "checkpoint"), out, quantization="int8-static")
+        exported.append(ModelMetadata.read(out).onnx_sha256)
+    assert exported[0] == exported[1]
