@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from model.export import ModelExportError
+from model.export import TOKENIZER_FILES, ModelExportError
 from model.metadata import (
     ONNX_FILE,
     TOKENIZER_FILE,
@@ -42,7 +42,6 @@ log = structlog.get_logger(__name__)
 
 # Copied from the first member: what the scorer and transformers' AutoTokenizer read. Not its
 # config.json: it describes one member's architecture, not the joined graph.
-_TOKENIZER_FILES = (TOKENIZER_FILE, "tokenizer_config.json", "special_tokens_map.json")
 _ROLES = ("cls_token", "sep_token", "pad_token", "unk_token", "mask_token", "bos_token")
 _OUTPUT = "logits"
 # Weakest guarantee first: a member with batch-dependent scores makes the ensemble's so too.
@@ -229,7 +228,7 @@ def build_ensemble(
     joined = join_graphs(models, weights, tables, len(metadata[0].labels))
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx.save(joined, str(out_dir / ONNX_FILE))
-    for file in _TOKENIZER_FILES:
+    for file in TOKENIZER_FILES:  # the tokenizer's, not config.json: no transformers model
         if (primary / file).is_file():
             shutil.copyfile(primary / file, out_dir / file)
     sha = file_sha256(out_dir / ONNX_FILE)

@@ -41,12 +41,8 @@ DEFAULT_MAX_LENGTH = 128  # tweets are at most 280 characters: ~100 tokens at wo
 SMOOTHQUANT_TWEETS = 256  # calibration tweets of SmoothQuant's per-channel maxima
 # Files copied next to the ONNX file: the scorer needs tokenizer.json; the rest let
 # transformers' AutoTokenizer / AutoConfig open the folder too.
-_COPIED_FILES = (
-    TOKENIZER_FILE,
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "config.json",
-)
+TOKENIZER_FILES = (TOKENIZER_FILE, "tokenizer_config.json", "special_tokens_map.json")
+_COPIED_FILES = (*TOKENIZER_FILES, "config.json")
 
 
 class ModelExportError(RuntimeError):
