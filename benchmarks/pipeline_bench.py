@@ -44,7 +44,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 import psycopg
@@ -101,15 +101,31 @@ def services(bootstrap: str | None, database_url: str | None) -> Iterator[tuple[
         yield bootstrap, url
 
 
-def process_tree_cpu_s() -> float:
-    """CPU seconds of this process and its children (the embedded broker and PostgreSQL)."""
-    total = 0.0
+def cpu_by_process() -> dict[str, float]:
+    """CPU seconds of this process and of its children, the embedded broker and PostgreSQL
+    (by their names; any other child counts as "other")."""
     me = psutil.Process()
+    used = dict.fromkeys(("this process", "broker", "PostgreSQL", "other"), 0.0)
     for process in [me, *me.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):
             times = process.cpu_times()
-            total += times.user + times.system
-    return total
+            name = process.name()
+            kind = (
+                "this process"
+                if process.pid == me.pid
+                else "broker"
+                if "tansu" in name
+                else "PostgreSQL"
+                if "postgres" in name
+                else "other"
+            )
+            used[kind] += times.user + times.system
+    return used
+
+
+def process_tree_cpu_s() -> float:
+    """CPU seconds of this process and its children (the embedded broker and PostgreSQL)."""
+    return sum(cpu_by_process().values())
 
 
 # --- the sink: COPY vs multi-row INSERT (--sink) --------------------------------------------
@@ -412,9 +428,23 @@ def create_topic(bootstrap: str, topic: str) -> None:
         future.result(30)
 
 
-def produce(bootstrap: str, topic: str, texts: Sequence[str], rate: float | None = None) -> None:
+# The producers batch like a firehose's producers do (librdkafka's default linger is 5 ms); a
+# post's created_at is stamped before the linger, so the latency includes it. One post per
+# request instead makes the embedded broker (tansu, in-memory storage) dearer with every batch a
+# partition holds: at 600 posts/s, 0.12 -> 0.45 cores within 40 s at linger 0 or 5 ms, and
+# 0.05-0.12 cores for 90 s at 20 ms, cores the consumer shares with it on one machine.
+PRODUCER_LINGER_MS = 20
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    texts: Sequence[str],
+    rate: float | None = None,
+    linger_ms: int = PRODUCER_LINGER_MS,
+) -> None:
     """Produce one JSON post per text; paced at ``rate`` per second when given."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0 if rate else 20})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": linger_ms})
     started = time.monotonic()
     for i, text in enumerate(texts):
         if rate:
@@ -473,6 +503,25 @@ def run_pipeline(
         runner.join(60)
 
 
+class Arrangement(NamedTuple):
+    """One latency arrangement: the consumer's settings and the producer's linger."""
+
+    wait_ms: int
+    fetch_ms: int
+    tokens: int
+    lifecycle: bool
+    parallelism: str
+    linger_ms: int
+
+    def describe(self) -> str:
+        return (
+            f"batch wait {self.wait_ms} ms, fetch wait {self.fetch_ms} ms, run tokens "
+            f"{'default' if self.tokens < 0 else self.tokens or 'none'}, parallel "
+            f"{self.parallelism}, producer linger {self.linger_ms} ms"
+            f"{', lifecycle steps' if self.lifecycle else ''}"
+        )
+
+
 def measure_latency(
     settings: Settings,
     scorer: Scorer,
@@ -481,32 +530,43 @@ def measure_latency(
     *,
     round_number: int,
     lifecycle: bool,
+    linger_ms: int,
 ) -> dict[str, Any]:
     """The pipeline on a fresh topic fed ``texts`` at ``rate`` per second once it is assigned:
     latency percentiles, where the slowest 1% spent their time, and the batches (printed)."""
     bootstrap = settings.bootstrap_servers
     create_topic(bootstrap, settings.topic)
     live = Timeline(expected=len(texts))
+    cpu_before, started = cpu_by_process(), time.monotonic()
     run_pipeline(
         settings,
         scorer,
         live,
         feed=lambda: threading.Thread(
-            target=produce, args=(bootstrap, settings.topic, texts, rate), daemon=True
+            target=produce,
+            args=(bootstrap, settings.topic, texts, rate, linger_ms),
+            daemon=True,
         ).start(),
         lifecycle=lifecycle,
     )
+    seconds = time.monotonic() - started
+    cores = {  # what shares the machine with the model: the broker and PostgreSQL are local
+        name: round((used - cpu_before[name]) / seconds, 2)
+        for name, used in cpu_by_process().items()
+    }
     p50, p99 = percentile(live.latencies, 0.5), percentile(live.latencies, 0.99)
     tail, batches = live.tail(), live.batch_figures()
     fetch_ms = settings.consumer_kafka_config()["fetch.wait.max.ms"]
     print(
         f"round {round_number}: latency at {rate:,.1f} tweets/s, batch wait "
         f"{settings.batch_wait_ms} ms, fetch wait {fetch_ms} ms, run tokens "
-        f"{scorer.max_tokens or 'none'}, parallel runs {scorer.workers}"
-        f"{', lifecycle steps' if lifecycle else ''}: "
+        f"{scorer.max_tokens or 'none'}, parallel runs {scorer.workers}, producer linger "
+        f"{linger_ms} ms{', lifecycle steps' if lifecycle else ''}: "
         f"p50 {p50:.3f} s, p99 {p99:.3f} s; slowest 1%: "
         + ", ".join(f"{name} {seconds:.3f} s" for name, seconds in tail.items())
-        + f" (load {os.getloadavg()[0]:.1f})\n  batches: "
+        + f" (load {os.getloadavg()[0]:.1f})\n  cores: "
+        + ", ".join(f"{name} {used:.2f}" for name, used in cores.items())
+        + "\n  batches: "
         + ", ".join(f"{name} {value}" for name, value in batches.items()),
         flush=True,
     )
@@ -517,10 +577,12 @@ def measure_latency(
         "run_tokens": scorer.max_tokens,
         "parallel_runs": scorer.workers,
         "lifecycle": lifecycle,
+        "producer_linger_ms": linger_ms,
         "p50_s": round(p50, 3),
         "p99_s": round(p99, 3),
         "slowest_1pct_s": {name: round(seconds, 3) for name, seconds in tail.items()},
         "batches": batches,
+        "cores": cores,
         "load": round(os.getloadavg()[0], 1),
     }
 
@@ -592,6 +654,12 @@ def main() -> None:
     parser.add_argument("--sink", action="store_true", help="COPY vs multi-row INSERT too.")
     parser.add_argument("--batch-wait-ms", type=ints, default=[50])
     parser.add_argument("--fetch-wait-ms", type=ints, default=[100])
+    parser.add_argument(
+        "--producer-linger-ms",
+        type=ints,
+        default=[PRODUCER_LINGER_MS],
+        help="linger.ms of the latency runs' producer (comma-separated) [default: %(default)s].",
+    )
     parser.add_argument(
         "--run-tokens",
         type=ints,
@@ -732,43 +800,42 @@ def main() -> None:
         paced = [tweets[i % len(tweets)] for i in range(int(rate * args.latency_seconds))]
         latency: list[dict[str, Any]] = []
         arrangements = [
-            (wait_ms, fetch_ms, tokens, lifecycle, parallelism)
-            for wait_ms in args.batch_wait_ms
-            for fetch_ms in args.fetch_wait_ms
-            for tokens in args.run_tokens
-            for lifecycle in ([False, True] if args.lifecycle else [False])
-            for parallelism in args.parallelism
+            Arrangement(*choice)
+            for choice in itertools.product(
+                args.batch_wait_ms,
+                args.fetch_wait_ms,
+                args.run_tokens,
+                [False, True] if args.lifecycle else [False],
+                args.parallelism,
+                args.producer_linger_ms,
+            )
         ]
-        p99s: dict[tuple[int, int, int, bool, str], list[float]] = {
-            arrangement: [] for arrangement in arrangements
-        }
+        p99s: dict[Arrangement, list[float]] = {arrangement: [] for arrangement in arrangements}
         for round_number in range(1, args.rounds + 1):
             for arrangement in arrangements:
-                wait_ms, fetch_ms, tokens, lifecycle, parallelism = arrangement
                 latency.append(
                     measure_latency(
                         settings_for(
                             bootstrap,
                             url,
                             f"bench-{uuid.uuid4().hex[:8]}",
-                            batch_wait_ms=wait_ms,
-                            fetch_wait_ms=fetch_ms,
+                            batch_wait_ms=arrangement.wait_ms,
+                            fetch_wait_ms=arrangement.fetch_ms,
                         ),
-                        with_run_tokens(scorers[parallelism], tokens),
+                        with_run_tokens(scorers[arrangement.parallelism], arrangement.tokens),
                         paced,
                         rate,
                         round_number=round_number,
-                        lifecycle=lifecycle,
+                        lifecycle=arrangement.lifecycle,
+                        linger_ms=arrangement.linger_ms,
                     )
                 )
                 p99s[arrangement].append(latency[-1]["p99_s"])
         if args.rounds > 1:
-            for (wait_ms, fetch_ms, tokens, lifecycle, parallelism), runs in p99s.items():
+            for arrangement, runs in p99s.items():
                 print(
-                    f"batch wait {wait_ms} ms, fetch wait {fetch_ms} ms, run tokens "
-                    f"{'default' if tokens < 0 else tokens or 'none'}, parallel {parallelism}"
-                    f"{', lifecycle steps' if lifecycle else ''}: p99 median "
-                    f"{statistics.median(runs):.3f} s of " + ", ".join(f"{p:.3f}" for p in runs)
+                    f"{arrangement.describe()}: p99 median {statistics.median(runs):.3f} s of "
+                    + ", ".join(f"{p:.3f}" for p in runs)
                 )
 
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
