@@ -271,12 +271,12 @@ class Scorer:
                 raise TypeError(f"text {index} is {type(text).__name__}, not str")
             if not text.strip():
                 raise EmptyTextError(f"text {index} is empty or whitespace-only")
+        if not texts:
+            return []
         prepared = list(map(self._normalise, texts)) if self._normalise else texts
         ids = [encoding.ids for encoding in self._tokenizer.encode_batch_fast(prepared)]
         lengths = np.fromiter(map(len, ids), dtype=np.intp, count=len(ids))
         order = np.argsort(lengths, kind="stable")
-        if not texts:
-            return []
         count = max(1, min(self.workers, len(order) // MIN_SHARE))
         tokens_up_to = np.cumsum(lengths[order])
         cuts = np.searchsorted(tokens_up_to, tokens_up_to[-1] * np.arange(1, count) / count)
