@@ -78,8 +78,8 @@ class BatchStep(Protocol):
     Steps run in the order ``consumer.build.batch_steps`` lists them, one batch at a time, each
     step always on the same thread (the last one, the model, on a thread of its own; the ones
     before it on the steps thread), so a step may keep state between batches without locks.
-    A step that
-    raises stops the consumer; nothing of that batch was committed, so it is replayed.
+    A step that raises stops the consumer; nothing of that batch was committed, so it is
+    replayed.
     """
 
     def process(self, batch: Batch) -> Batch: ...
