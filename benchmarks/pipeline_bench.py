@@ -101,6 +101,13 @@ def services(bootstrap: str | None, database_url: str | None) -> Iterator[tuple[
         yield bootstrap, url
 
 
+def _child_kind(name: str) -> str:
+    """What a child process of the benchmark is, by its name."""
+    if "tansu" in name:
+        return "broker"
+    return "PostgreSQL" if "postgres" in name else "other"
+
+
 def cpu_by_process() -> dict[str, float]:
     """CPU seconds of this process and of its children, the embedded broker and PostgreSQL
     (by their names; any other child counts as "other")."""
@@ -109,16 +116,7 @@ def cpu_by_process() -> dict[str, float]:
     for process in [me, *me.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):
             times = process.cpu_times()
-            name = process.name()
-            kind = (
-                "this process"
-                if process.pid == me.pid
-                else "broker"
-                if "tansu" in name
-                else "PostgreSQL"
-                if "postgres" in name
-                else "other"
-            )
+            kind = "this process" if process.pid == me.pid else _child_kind(process.name())
             used[kind] += times.user + times.system
     return used
 
